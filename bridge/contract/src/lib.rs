@@ -1,0 +1,182 @@
+//! The interface between the `ehs` compiler, which writes the bridge's Kubernetes manifests, and
+//! the `ehs-bridge` binary, which reads them at run time.
+//!
+//! Every value here is needed by both sides. Keeping it in one crate means a renamed variable or a
+//! moved probe path breaks the build instead of a production rollout.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables the bridge reads. The compiler sets exactly these on the bridge's pods;
+/// the bridge's command-line flags carry the same names (`--mqtt-url` ⇔ `EHS_MQTT_URL`).
+pub mod env {
+    /// MQTT broker address, `mqtt://host:port`.
+    pub const MQTT_URL: &str = "EHS_MQTT_URL";
+    /// MQTT client id; must survive restarts (a StatefulSet pod name), so a crashed replica
+    /// resumes its own persistent session instead of stranding it.
+    pub const MQTT_CLIENT_ID: &str = "EHS_MQTT_CLIENT_ID";
+    /// Shared-subscription group: replicas in one group split the load.
+    pub const MQTT_SHARE_GROUP: &str = "EHS_MQTT_SHARE_GROUP";
+    /// Comma-separated MQTT topic filters, subscribed as `$share/<group>/<filter>`.
+    pub const MQTT_FILTERS: &str = "EHS_MQTT_FILTERS";
+    /// Persistent session expiry, seconds.
+    pub const MQTT_SESSION_EXPIRY_SECS: &str = "EHS_MQTT_SESSION_EXPIRY_SECS";
+    /// MQTT v5 receive maximum: QoS 1 messages the broker may have in flight to this replica.
+    pub const MQTT_RECEIVE_MAXIMUM: &str = "EHS_MQTT_RECEIVE_MAXIMUM";
+    /// Secret-mounted credentials are read from files, never from literal env values.
+    pub const MQTT_USERNAME_FILE: &str = "EHS_MQTT_USERNAME_FILE";
+    pub const MQTT_PASSWORD_FILE: &str = "EHS_MQTT_PASSWORD_FILE";
+    /// Pattern extracting ids from the MQTT topic, e.g. `ehs/{home}/{device}/telemetry`.
+    pub const TOPIC_PATTERN: &str = "EHS_TOPIC_PATTERN";
+    /// Comma-separated `filter=adapter` routes choosing the payload decoder per topic;
+    /// the first matching filter wins. Adapter names: see [`crate::PayloadAdapter`].
+    pub const PAYLOAD_ROUTES: &str = "EHS_PAYLOAD_ROUTES";
+    /// Largest MQTT payload accepted, bytes; larger ones are dead-lettered.
+    pub const MAX_PAYLOAD_BYTES: &str = "EHS_MAX_PAYLOAD_BYTES";
+    /// Comma-separated `host:port` Kafka bootstrap servers.
+    pub const KAFKA_BOOTSTRAP_SERVERS: &str = "EHS_KAFKA_BOOTSTRAP_SERVERS";
+    /// Kafka topic for normalized readings.
+    pub const KAFKA_TOPIC: &str = "EHS_KAFKA_TOPIC";
+    /// Kafka topic for messages that could not be decoded or mapped.
+    pub const KAFKA_DEAD_LETTER_TOPIC: &str = "EHS_KAFKA_DEAD_LETTER_TOPIC";
+    /// Encoding of records on [`KAFKA_TOPIC`]; see [`crate::OutputEncoding`].
+    pub const OUTPUT_ENCODING: &str = "EHS_OUTPUT_ENCODING";
+    /// Upper bound on MQTT messages taken but not yet acknowledged (backpressure window).
+    pub const MAX_IN_FLIGHT: &str = "EHS_MAX_IN_FLIGHT";
+    /// Address of the HTTP server for probes and metrics, e.g. `0.0.0.0:9090`.
+    pub const HTTP_LISTEN: &str = "EHS_HTTP_LISTEN";
+    /// Seconds the SIGTERM drain may take; must be shorter than the pod's grace period.
+    pub const DRAIN_TIMEOUT_SECS: &str = "EHS_DRAIN_TIMEOUT_SECS";
+    /// `json` or `text`.
+    pub const LOG_FORMAT: &str = "EHS_LOG_FORMAT";
+    /// tracing filter directives, e.g. `info,rdkafka=warn`.
+    pub const LOG_LEVEL: &str = "EHS_LOG_LEVEL";
+}
+
+/// The bridge's HTTP endpoints, which the compiler wires into probes and scrape configs.
+pub mod http {
+    pub const PORT: u16 = 9090;
+    pub const PORT_NAME: &str = "http-metrics";
+    pub const HEALTHZ_PATH: &str = "/healthz";
+    pub const READYZ_PATH: &str = "/readyz";
+    pub const METRICS_PATH: &str = "/metrics";
+}
+
+/// Kafka record header names the bridge writes, which downstream consumers read.
+pub mod headers {
+    pub const MQTT_TOPIC: &str = "ehs.mqtt.topic";
+    /// Arrival time at the bridge, RFC 3339 with milliseconds, UTC.
+    pub const ARRIVAL_TIME: &str = "ehs.arrival.time";
+    /// Why a record went to the dead-letter topic.
+    pub const DEAD_LETTER_REASON: &str = "ehs.dlq.reason";
+    /// MQTT v5 user properties are copied as headers with this prefix.
+    pub const USER_PROPERTY_PREFIX: &str = "mqtt.user.";
+}
+
+/// How a topic's payload is decoded into readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadAdapter {
+    /// `{"power_w": 412.5, "voltage_v": 230.1, "ts": "…"}`: every numeric field is a metric.
+    FlatJson,
+    /// `{"ts": …, "data": {"power_w": 412.5, …}}`: metrics under `data`.
+    NestedJson,
+    /// `412.5`: one value; the metric name is the last topic level.
+    Numeric,
+}
+
+impl PayloadAdapter {
+    pub const ALL: [PayloadAdapter; 3] = [Self::FlatJson, Self::NestedJson, Self::Numeric];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::FlatJson => "flat-json",
+            Self::NestedJson => "nested-json",
+            Self::Numeric => "numeric",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// How normalized readings are written to Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputEncoding {
+    /// Plain JSON object per reading.
+    Json,
+    /// Kafka Connect JsonConverter envelope (`schema` + `payload`, schemas.enable=true), whose
+    /// schema matches the readings table the JDBC sink writes to.
+    ConnectJson,
+}
+
+impl OutputEncoding {
+    pub const ALL: [OutputEncoding; 2] = [Self::Json, Self::ConnectJson];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::ConnectJson => "connect-json",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+/// One `filter=adapter` entry of [`env::PAYLOAD_ROUTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadRoute {
+    pub filter: String,
+    pub adapter: PayloadAdapter,
+}
+
+/// Writes routes in the form [`parse_payload_routes`] reads, so both sides share one syntax.
+pub fn format_payload_routes(routes: &[PayloadRoute]) -> String {
+    routes
+        .iter()
+        .map(|r| format!("{}={}", r.filter, r.adapter.name()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses `filter=adapter,filter=adapter`.
+pub fn parse_payload_routes(text: &str) -> Result<Vec<PayloadRoute>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (filter, adapter) = entry
+                .rsplit_once('=')
+                .ok_or_else(|| format!("route `{entry}` is not of the form `filter=adapter`"))?;
+            let adapter = PayloadAdapter::from_name(adapter.trim()).ok_or_else(|| {
+                let valid: Vec<_> = PayloadAdapter::ALL.iter().map(|a| a.name()).collect();
+                format!("route `{entry}`: unknown adapter `{adapter}`, expected one of {}", valid.join(", "))
+            })?;
+            Ok(PayloadRoute { filter: filter.trim().to_owned(), adapter })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_routes_round_trip() {
+        let routes = vec![
+            PayloadRoute { filter: "ehs/+/+/telemetry".into(), adapter: PayloadAdapter::FlatJson },
+            PayloadRoute { filter: "ehs/+/+/value/#".into(), adapter: PayloadAdapter::Numeric },
+        ];
+        assert_eq!(parse_payload_routes(&format_payload_routes(&routes)).unwrap(), routes);
+    }
+
+    #[test]
+    fn unknown_adapter_names_valid_ones() {
+        let err = parse_payload_routes("a/b=xml").unwrap_err();
+        assert!(err.contains("flat-json, nested-json, numeric"), "{err}");
+    }
+}

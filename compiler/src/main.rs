@@ -1,0 +1,3 @@
+mod manifest;
+mod validate;
+fn main() {}
