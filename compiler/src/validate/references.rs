@@ -1,0 +1,992 @@
+//! Cross-object references within one environment: what an object names or selects must exist.
+//!
+//! An object "exists" when it is among the rendered objects (in the referrer's namespace, for
+//! namespaced kinds) or is declared in `PlatformFacts::provided_externally`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use super::path::FieldPath;
+use super::pods::{
+    items, label_selector_is_empty, label_selector_matches, lookup, pod_templates, text,
+    PodTemplate,
+};
+use super::{object_label, PlatformFacts, Report};
+use crate::manifest::Manifest;
+
+pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Report) {
+    let inventory = Inventory::new(objects, facts);
+    check_duplicates(objects, report);
+    for manifest in objects {
+        match manifest.kind() {
+            "Service" => check_service(manifest, &inventory, report),
+            "PodDisruptionBudget" => {
+                check_selector_selects_pods(manifest, "spec.selector", &inventory, report)
+            }
+            "NetworkPolicy" => {
+                check_selector_selects_pods(manifest, "spec.podSelector", &inventory, report)
+            }
+            "HorizontalPodAutoscaler" => check_scale_target(manifest, &inventory, report),
+            "RoleBinding" => check_role_binding(manifest, &inventory, report),
+            "PersistentVolumeClaim" => check_storage_class(
+                manifest,
+                &FieldPath::of("spec"),
+                &manifest.value["spec"],
+                &inventory,
+                report,
+            ),
+            _ => {}
+        }
+    }
+    for template in &inventory.templates {
+        check_workload_selector(template, report);
+        check_pod_references(template, &inventory, report);
+        if template.manifest.kind() == "StatefulSet" {
+            check_statefulset(template, &inventory, report);
+        }
+    }
+}
+
+/// Everything a reference can resolve to.
+struct Inventory<'a> {
+    objects: &'a [Manifest],
+    external: BTreeSet<(&'a str, &'a str)>,
+    templates: Vec<PodTemplate<'a>>,
+}
+
+impl<'a> Inventory<'a> {
+    fn new(objects: &'a [Manifest], facts: &'a PlatformFacts) -> Self {
+        let external = facts
+            .provided_externally
+            .iter()
+            .map(|object| (object.kind.as_str(), object.name.as_str()))
+            .collect();
+        Self {
+            objects,
+            external,
+            templates: pod_templates(objects),
+        }
+    }
+
+    /// The rendered object of `kind` named `name` in `namespace` (any namespace for cluster-scoped kinds).
+    fn find(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<&'a Manifest> {
+        self.objects.iter().find(|object| {
+            object.kind() == kind
+                && object.name() == name
+                && (object.namespace().is_none() || object.namespace() == namespace)
+        })
+    }
+
+    fn exists(&self, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+        self.external.contains(&(kind, name)) || self.find(kind, namespace, name).is_some()
+    }
+
+    fn templates_in(&self, namespace: Option<&'a str>) -> impl Iterator<Item = &PodTemplate<'a>> {
+        self.templates
+            .iter()
+            .filter(move |template| template.namespace() == namespace)
+    }
+
+    /// Reports `kind/name` at `field` unless it exists.
+    fn require(
+        &self,
+        referrer: &Manifest,
+        field: FieldPath,
+        kind: &str,
+        name: &str,
+        report: &mut Report,
+    ) {
+        if name.is_empty() {
+            report.object(
+                referrer,
+                field,
+                format!("names no {kind}: set the name of an existing {kind}"),
+            );
+        } else if !self.exists(kind, referrer.namespace(), name) {
+            report.object(
+                referrer,
+                field,
+                missing_reason(kind, name, referrer.namespace()),
+            );
+        }
+    }
+}
+
+fn missing_reason(kind: &str, name: &str, namespace: Option<&str>) -> String {
+    let place = namespace
+        .map(|namespace| format!(" in namespace `{namespace}`"))
+        .unwrap_or_default();
+    format!(
+        "{kind} `{name}` does not exist{place}: render it in this environment or declare it as provided externally"
+    )
+}
+
+fn describe_labels(labels: &Map<String, Value>) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+/// Two objects with the same kind, namespace and name would overwrite each other on apply.
+fn check_duplicates(objects: &[Manifest], report: &mut Report) {
+    let mut seen = BTreeSet::new();
+    for manifest in objects {
+        let identity = (
+            manifest.api_version(),
+            manifest.kind(),
+            manifest.namespace(),
+            manifest.name(),
+        );
+        if !seen.insert(identity) {
+            let reason = format!(
+                "another {} named `{}` is already rendered in this environment; names must be unique per kind and namespace",
+                manifest.kind(),
+                manifest.name()
+            );
+            report.object(manifest, "metadata.name", reason);
+        }
+    }
+}
+
+fn check_service(service: &Manifest, inventory: &Inventory, report: &mut Report) {
+    let spec = &service.value["spec"];
+    // ExternalName Services and Services without a selector (manually managed endpoints)
+    // legitimately select no pods.
+    let Some(selector) = spec
+        .get("selector")
+        .and_then(Value::as_object)
+        .filter(|selector| !selector.is_empty())
+    else {
+        return;
+    };
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return;
+    }
+    let selected: Vec<&PodTemplate> = inventory
+        .templates_in(service.namespace())
+        .filter(|template| template.matched_by_labels(selector))
+        .collect();
+    if selected.is_empty() {
+        let candidates: Vec<String> = inventory
+            .templates_in(service.namespace())
+            .map(|template| {
+                format!(
+                    "{} has {}",
+                    object_label(template.manifest),
+                    describe_labels(&template.labels)
+                )
+            })
+            .collect();
+        let reason = format!(
+            "selector {} matches the pod labels of no workload in this namespace{}",
+            describe_labels(selector),
+            if candidates.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", candidates.join("; "))
+            }
+        );
+        report.object(service, "spec.selector", reason);
+        return;
+    }
+    for (index, port) in items(spec.get("ports")) {
+        let Some(port_name) = port.get("targetPort").and_then(Value::as_str) else {
+            continue;
+        };
+        for template in &selected {
+            let declared = declared_port_names(template);
+            if !declared.contains(port_name) {
+                let reason = format!(
+                    "no container of {} declares a port named `{port_name}` (declared: {})",
+                    object_label(template.manifest),
+                    if declared.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        declared.into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                );
+                report.object(
+                    service,
+                    FieldPath::of("spec")
+                        .key("ports")
+                        .index(index)
+                        .key("targetPort"),
+                    reason,
+                );
+            }
+        }
+    }
+}
+
+fn declared_port_names<'a>(template: &PodTemplate<'a>) -> BTreeSet<&'a str> {
+    items(template.spec.get("containers"))
+        .flat_map(|(_, container)| items(container.get("ports")))
+        .filter_map(|(_, port)| port.get("name").and_then(Value::as_str))
+        .collect()
+}
+
+/// A PodDisruptionBudget or NetworkPolicy whose selector matches nothing protects nothing.
+fn check_selector_selects_pods(
+    manifest: &Manifest,
+    dotted: &str,
+    inventory: &Inventory,
+    report: &mut Report,
+) {
+    let selector = lookup(&manifest.value, dotted)
+        .cloned()
+        .unwrap_or(Value::Null);
+    if manifest.kind() == "NetworkPolicy" && label_selector_is_empty(&selector) {
+        return; // an empty podSelector deliberately applies to every pod in the namespace
+    }
+    let mut matched = false;
+    for template in inventory.templates_in(manifest.namespace()) {
+        match label_selector_matches(&selector, &template.labels) {
+            Ok(true) => matched = true,
+            Ok(false) => {}
+            Err(error) => {
+                report.object(manifest, dotted, error.to_string());
+                return;
+            }
+        }
+    }
+    if !matched {
+        let reason = format!(
+            "selects no pods: no workload in namespace `{}` has matching pod labels",
+            manifest.namespace().unwrap_or_default()
+        );
+        report.object(manifest, dotted, reason);
+    }
+}
+
+/// `spec.selector` of a workload must select its own pod template, or the API server rejects it.
+fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
+    let manifest = template.manifest;
+    if matches!(manifest.kind(), "Pod" | "CronJob") {
+        return;
+    }
+    let Some(selector) = manifest.value.pointer("/spec/selector") else {
+        if manifest.kind() != "Job" {
+            report.object(
+                manifest,
+                "spec.selector",
+                "required: a selector matching the pod template's labels",
+            );
+        }
+        return;
+    };
+    match label_selector_matches(selector, &template.labels) {
+        Ok(true) if !label_selector_is_empty(selector) => {}
+        Ok(true) => report.object(
+            manifest,
+            "spec.selector",
+            "an empty selector is not allowed: select the pod template's labels",
+        ),
+        Ok(false) => {
+            let reason = format!(
+                "does not match the pod template's labels {}",
+                describe_labels(&template.labels)
+            );
+            report.object(manifest, "spec.selector", reason);
+        }
+        Err(error) => report.object(manifest, "spec.selector", error.to_string()),
+    }
+}
+
+fn check_statefulset(template: &PodTemplate, inventory: &Inventory, report: &mut Report) {
+    let statefulset = template.manifest;
+    let spec = &statefulset.value["spec"];
+    for (index, claim) in items(spec.get("volumeClaimTemplates")) {
+        let path = FieldPath::of("spec")
+            .key("volumeClaimTemplates")
+            .index(index)
+            .key("spec");
+        check_storage_class(statefulset, &path, &claim["spec"], inventory, report);
+    }
+    let Some(service_name) = spec
+        .get("serviceName")
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
+    else {
+        return;
+    };
+    if inventory.external.contains(&("Service", service_name)) {
+        return;
+    }
+    let Some(service) = inventory.find("Service", statefulset.namespace(), service_name) else {
+        report.object(
+            statefulset,
+            "spec.serviceName",
+            missing_reason("Service", service_name, statefulset.namespace()),
+        );
+        return;
+    };
+    // Stable per-pod DNS names (kafka-0.kafka-headless) only exist behind a headless Service.
+    if service
+        .value
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        != Some("None")
+    {
+        let reason = format!("Service `{service_name}` is not headless: set its spec.clusterIP to None so each pod gets a stable DNS name");
+        report.object(statefulset, "spec.serviceName", reason);
+    }
+    let selects_these_pods = service
+        .value
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .is_some_and(|selector| !selector.is_empty() && template.matched_by_labels(selector));
+    if !selects_these_pods {
+        let reason = format!(
+            "Service `{service_name}` does not select this StatefulSet's pods {}",
+            describe_labels(&template.labels)
+        );
+        report.object(statefulset, "spec.serviceName", reason);
+    }
+}
+
+fn check_storage_class(
+    referrer: &Manifest,
+    claim_spec_path: &FieldPath,
+    claim_spec: &Value,
+    inventory: &Inventory,
+    report: &mut Report,
+) {
+    // An empty class name deliberately binds to a pre-provisioned volume without a class.
+    if let Some(class) = claim_spec
+        .get("storageClassName")
+        .and_then(Value::as_str)
+        .filter(|class| !class.is_empty())
+    {
+        inventory.require(
+            referrer,
+            claim_spec_path.key("storageClassName"),
+            "StorageClass",
+            class,
+            report,
+        );
+    }
+}
+
+fn check_scale_target(autoscaler: &Manifest, inventory: &Inventory, report: &mut Report) {
+    let target = &autoscaler.value["spec"]["scaleTargetRef"];
+    let kind = text(target, "kind");
+    let name = text(target, "name");
+    if !inventory.exists(kind, autoscaler.namespace(), name) {
+        report.object(
+            autoscaler,
+            "spec.scaleTargetRef",
+            missing_reason(kind, name, autoscaler.namespace()),
+        );
+    }
+}
+
+fn check_role_binding(binding: &Manifest, inventory: &Inventory, report: &mut Report) {
+    let role_ref = &binding.value["roleRef"];
+    let kind = text(role_ref, "kind");
+    let name = text(role_ref, "name");
+    inventory.require(binding, FieldPath::of("roleRef.name"), kind, name, report);
+    for (index, subject) in items(binding.value.get("subjects")) {
+        if subject.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+            continue;
+        }
+        let name = text(subject, "name");
+        let namespace = subject
+            .get("namespace")
+            .and_then(Value::as_str)
+            .or(binding.namespace());
+        if !inventory.exists("ServiceAccount", namespace, name) {
+            let path = FieldPath::of("subjects").index(index).key("name");
+            report.object(
+                binding,
+                path,
+                missing_reason("ServiceAccount", name, namespace),
+            );
+        }
+    }
+}
+
+/// ConfigMaps, Secrets, claims and the service account a pod needs, and its volume mounts.
+fn check_pod_references(template: &PodTemplate, inventory: &Inventory, report: &mut Report) {
+    let manifest = template.manifest;
+    let spec = template.spec;
+    let spec_path = &template.spec_path;
+
+    for key in ["serviceAccountName", "serviceAccount"] {
+        if let Some(account) = spec
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|name| *name != "default" && !name.is_empty())
+        {
+            inventory.require(
+                manifest,
+                spec_path.key(key),
+                "ServiceAccount",
+                account,
+                report,
+            );
+        }
+    }
+    for (index, secret) in items(spec.get("imagePullSecrets")) {
+        let name = text(secret, "name");
+        inventory.require(
+            manifest,
+            spec_path.key("imagePullSecrets").index(index).key("name"),
+            "Secret",
+            name,
+            report,
+        );
+    }
+
+    let mut volume_names = BTreeSet::new();
+    for (index, volume) in items(spec.get("volumes")) {
+        let path = spec_path.key("volumes").index(index);
+        volume_names.insert(text(volume, "name"));
+        check_volume_source(manifest, &path, volume, inventory, report);
+    }
+    if manifest.kind() == "StatefulSet" {
+        for (_, claim) in items(manifest.value.pointer("/spec/volumeClaimTemplates")) {
+            volume_names.insert(
+                claim
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+        }
+    }
+
+    for container in template.containers() {
+        for (index, mount) in items(container.value.get("volumeMounts")) {
+            let name = text(mount, "name");
+            if !volume_names.contains(name) {
+                let known: Vec<&str> = volume_names.iter().copied().collect();
+                let reason = format!(
+                    "mounts volume `{name}`, which the pod does not define (defined: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                report.object(
+                    manifest,
+                    container.path.key("volumeMounts").index(index).key("name"),
+                    reason,
+                );
+            }
+        }
+        // envFrom[].configMapRef and env[].valueFrom.configMapKeyRef, and their Secret twins.
+        let env_sources = [
+            (
+                "envFrom",
+                "",
+                [("configMapRef", "ConfigMap"), ("secretRef", "Secret")],
+            ),
+            (
+                "env",
+                "valueFrom",
+                [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")],
+            ),
+        ];
+        for (list, holder, references) in env_sources {
+            for (index, entry) in items(container.value.get(list)) {
+                let path = container.path.key(list).index(index);
+                let path = if holder.is_empty() {
+                    path
+                } else {
+                    path.key(holder)
+                };
+                for (key, kind) in references {
+                    if let Some(reference) =
+                        lookup(entry, holder).and_then(|holder| holder.get(key))
+                    {
+                        require_unless_optional(
+                            manifest,
+                            path.key(key),
+                            kind,
+                            reference,
+                            inventory,
+                            report,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_volume_source(
+    manifest: &Manifest,
+    path: &FieldPath,
+    volume: &Value,
+    inventory: &Inventory,
+    report: &mut Report,
+) {
+    const SOURCES: [(&str, &str); 2] = [("configMap", "ConfigMap"), ("secret", "Secret")];
+    for (key, kind) in SOURCES {
+        if let Some(source) = volume.get(key) {
+            require_unless_optional(manifest, path.key(key), kind, source, inventory, report);
+        }
+    }
+    if let Some(claim) = volume
+        .pointer("/persistentVolumeClaim/claimName")
+        .and_then(Value::as_str)
+    {
+        let path = path.key("persistentVolumeClaim").key("claimName");
+        inventory.require(manifest, path, "PersistentVolumeClaim", claim, report);
+    }
+    for (index, projection) in items(volume.pointer("/projected/sources")) {
+        let path = path.key("projected").key("sources").index(index);
+        for (key, kind) in SOURCES {
+            if let Some(source) = projection.get(key) {
+                require_unless_optional(manifest, path.key(key), kind, source, inventory, report);
+            }
+        }
+    }
+}
+
+/// Checks a ConfigMap/Secret reference (`name`, or `secretName` in secret volumes) and, when the
+/// object is rendered here, that the keys it picks (`key` in env, `items[].key` in volumes) exist.
+/// `optional: true` references may dangle.
+fn require_unless_optional(
+    referrer: &Manifest,
+    path: FieldPath,
+    kind: &str,
+    reference: &Value,
+    inventory: &Inventory,
+    report: &mut Report,
+) {
+    if reference.get("optional").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let name_field = if reference.get("secretName").is_some() {
+        "secretName"
+    } else {
+        "name"
+    };
+    let name = text(reference, name_field);
+    inventory.require(referrer, path.key(name_field), kind, name, report);
+    let Some(target) = inventory.find(kind, referrer.namespace(), name) else {
+        return;
+    };
+    let env_key = reference
+        .get("key")
+        .map(|_| (path.key("key"), text(reference, "key")));
+    let item_keys = items(reference.get("items"))
+        .map(|(index, item)| (path.key("items").index(index).key("key"), text(item, "key")));
+    for (field, key) in env_key.into_iter().chain(item_keys) {
+        if !has_key(target, key) {
+            report.object(referrer, field, missing_key_reason(kind, name, key, target));
+        }
+    }
+}
+
+fn data_keys(object: &Manifest) -> BTreeSet<&str> {
+    ["data", "binaryData", "stringData"]
+        .into_iter()
+        .filter_map(|field| object.value.get(field).and_then(Value::as_object))
+        .flat_map(|data| data.keys().map(String::as_str))
+        .collect()
+}
+
+fn has_key(object: &Manifest, key: &str) -> bool {
+    data_keys(object).contains(key)
+}
+
+fn missing_key_reason(kind: &str, name: &str, key: &str, target: &Manifest) -> String {
+    let keys: Vec<&str> = data_keys(target).into_iter().collect();
+    format!(
+        "{kind} `{name}` has no key `{key}` (keys: {})",
+        if keys.is_empty() {
+            "none".to_owned()
+        } else {
+            keys.join(", ")
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::*;
+    use super::super::ExternalObject;
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn findings(objects: &[Manifest], facts: &PlatformFacts) -> Vec<(String, String, String)> {
+        findings_of(check, objects, facts)
+    }
+
+    fn one_finding(objects: &[Manifest]) -> (String, String, String) {
+        let mut found = findings(objects, &prod_facts());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        found.remove(0)
+    }
+
+    #[test]
+    fn the_valid_environment_has_no_dangling_references() {
+        assert_eq!(findings(&good_environment(), &prod_facts()), Vec::new());
+    }
+
+    #[test]
+    fn a_service_selecting_no_pods_fails() {
+        let objects = changed(
+            "Service",
+            "kafka",
+            "/spec/selector/app.kubernetes.io~1name",
+            json!("kafak"),
+        );
+        let (object, field, reason) = one_finding(&objects);
+        assert_eq!(
+            (object.as_str(), field.as_str()),
+            ("kafka/Service/kafka", "spec.selector")
+        );
+        assert!(reason.starts_with("selector {app.kubernetes.io/instance=kafka-prod, app.kubernetes.io/name=kafak} matches the pod labels of no workload"), "{reason}");
+        assert!(reason.contains("kafka/StatefulSet/kafka has {"), "{reason}");
+    }
+
+    #[test]
+    fn a_named_target_port_must_be_declared_by_the_selected_pods() {
+        let objects = changed(
+            "Service",
+            "kafka",
+            "/spec/ports/0/targetPort",
+            json!("clinet"),
+        );
+        let (object, field, reason) = one_finding(&objects);
+        assert_eq!(
+            (object.as_str(), field.as_str()),
+            ("kafka/Service/kafka", "spec.ports[0].targetPort")
+        );
+        assert_eq!(reason, "no container of kafka/StatefulSet/kafka declares a port named `clinet` (declared: client, controller)");
+        // Numeric target ports need no declaration.
+        let objects = changed("Service", "kafka", "/spec/ports/0/targetPort", json!(9092));
+        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+    }
+
+    #[test]
+    fn services_in_another_namespace_do_not_count() {
+        let objects = changed("Service", "kafka", "/metadata/namespace", json!("ehs-dev"));
+        let (_, field, _) = one_finding(&objects);
+        assert_eq!(field, "spec.selector");
+    }
+
+    #[test]
+    fn statefulset_service_name_must_name_a_headless_service_selecting_it() {
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/serviceName",
+            json!("kafka-hedless"),
+        );
+        assert_eq!(
+            one_finding(&objects),
+            (
+                "kafka/StatefulSet/kafka".to_owned(),
+                "spec.serviceName".to_owned(),
+                "Service `kafka-hedless` does not exist in namespace `ehs-prod`: render it in this environment or declare it as provided externally".to_owned()
+            )
+        );
+        let objects = changed("StatefulSet", "kafka", "/spec/serviceName", json!("kafka"));
+        let (_, field, reason) = one_finding(&objects);
+        assert_eq!(field, "spec.serviceName");
+        assert!(
+            reason.starts_with("Service `kafka` is not headless"),
+            "{reason}"
+        );
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/serviceName",
+            json!("ehs-bridge"),
+        );
+        let (_, _, reason) = one_finding(&objects);
+        assert!(
+            reason.starts_with("Service `ehs-bridge` does not select this StatefulSet's pods"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_workload_selector_must_match_its_own_template() {
+        let objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/selector/matchLabels/app.kubernetes.io~1name",
+            json!("bridge"),
+        );
+        let (object, field, reason) = one_finding(&objects);
+        assert_eq!(
+            (object.as_str(), field.as_str()),
+            ("bridge/StatefulSet/ehs-bridge", "spec.selector")
+        );
+        assert!(
+            reason.starts_with("does not match the pod template's labels"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_pod_disruption_budget_must_select_pods() {
+        let objects = changed(
+            "PodDisruptionBudget",
+            "kafka",
+            "/spec/selector",
+            json!({"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["zookeeper"]}]}),
+        );
+        let (object, field, reason) = one_finding(&objects);
+        assert_eq!(
+            (object.as_str(), field.as_str()),
+            ("kafka/PodDisruptionBudget/kafka", "spec.selector")
+        );
+        assert_eq!(
+            reason,
+            "selects no pods: no workload in namespace `ehs-prod` has matching pod labels"
+        );
+    }
+
+    #[test]
+    fn network_policies_with_an_empty_selector_apply_to_all_pods() {
+        let policy = |selector: Value| Manifest {
+            component: "namespace".into(),
+            value: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "default-deny", "namespace": NAMESPACE}, "spec": {"podSelector": selector}}),
+        };
+        let mut objects = good_environment();
+        objects.push(policy(json!({})));
+        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        let mut objects = good_environment();
+        objects.push(policy(
+            json!({"matchLabels": {"app.kubernetes.io/name": "nothing"}}),
+        ));
+        assert_eq!(one_finding(&objects).1, "spec.podSelector");
+    }
+
+    #[test]
+    fn config_maps_and_secrets_must_exist_unless_optional() {
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/template/spec/volumes/0/configMap/name",
+            json!("kafka-conf"),
+        );
+        let (_, field, reason) = one_finding(&objects);
+        assert_eq!(field, "spec.template.spec.volumes[0].configMap.name");
+        assert_eq!(reason, "ConfigMap `kafka-conf` does not exist in namespace `ehs-prod`: render it in this environment or declare it as provided externally");
+
+        let objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/containers/0/envFrom/0/secretRef/name",
+            json!("mqtt-creds"),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].envFrom[0].secretRef.name"
+        );
+
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/template/spec/containers/0/env/1/valueFrom/secretKeyRef/name",
+            json!("nope"),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].env[1].valueFrom.secretKeyRef.name"
+        );
+
+        // The fixture's bridge already references a missing ConfigMap with optional: true.
+        let objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/containers/0/env/1/valueFrom/configMapKeyRef/optional",
+            json!(false),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].env[1].valueFrom.configMapKeyRef.name"
+        );
+    }
+
+    #[test]
+    fn keys_of_rendered_config_maps_must_exist() {
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/template/spec/volumes/0/configMap/items",
+            json!([{"key": "server.propertie", "path": "server.properties"}]),
+        );
+        let (_, field, reason) = one_finding(&objects);
+        assert_eq!(
+            field,
+            "spec.template.spec.volumes[0].configMap.items[0].key"
+        );
+        assert_eq!(
+            reason,
+            "ConfigMap `kafka-config` has no key `server.propertie` (keys: server.properties)"
+        );
+
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/template/spec/containers/0/env/1/valueFrom",
+            json!({"configMapKeyRef": {"name": "kafka-config", "key": "log.dirs"}}),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].env[1].valueFrom.configMapKeyRef.key"
+        );
+    }
+
+    #[test]
+    fn storage_classes_must_exist_or_be_provided_externally() {
+        let mut objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/volumeClaimTemplates/0/spec/storageClassName",
+            json!("fast-ssd"),
+        );
+        let (_, field, reason) = one_finding(&objects);
+        assert_eq!(field, "spec.volumeClaimTemplates[0].spec.storageClassName");
+        assert!(
+            reason.starts_with("StorageClass `fast-ssd` does not exist"),
+            "{reason}"
+        );
+
+        // Rendering the StorageClass ourselves satisfies the reference too.
+        objects.push(Manifest {
+            component: "storage".into(),
+            value: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast-ssd"}, "provisioner": "x"}),
+        });
+        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+
+        let mut facts = prod_facts();
+        facts.provided_externally.retain(|object| {
+            object
+                != &ExternalObject {
+                    kind: "StorageClass".into(),
+                    name: "local-path".into(),
+                }
+        });
+        assert_eq!(findings(&good_environment(), &facts).len(), 1);
+    }
+
+    #[test]
+    fn standalone_claims_must_name_an_existing_storage_class_and_be_mounted_by_name() {
+        let mut objects = good_environment();
+        objects.push(Manifest {
+            component: "kafka".into(),
+            value: json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "scratch", "namespace": NAMESPACE},
+                          "spec": {"storageClassName": "nvme", "resources": {"requests": {"storage": "1Gi"}}}}),
+        });
+        set(
+            &mut objects,
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/volumes",
+            json!([{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}, {"name": "other", "persistentVolumeClaim": {"claimName": "missing"}}]),
+        );
+        let found = findings(&objects, &prod_facts());
+        let fields: Vec<&str> = found.iter().map(|(_, field, _)| field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.template.spec.volumes[1].persistentVolumeClaim.claimName",
+                "spec.storageClassName"
+            ]
+        );
+    }
+
+    #[test]
+    fn volume_mounts_must_name_a_volume_or_claim_template() {
+        let objects = changed(
+            "StatefulSet",
+            "kafka",
+            "/spec/template/spec/containers/0/volumeMounts/0/name",
+            json!("dta"),
+        );
+        let (_, field, reason) = one_finding(&objects);
+        assert_eq!(
+            field,
+            "spec.template.spec.containers[0].volumeMounts[0].name"
+        );
+        assert_eq!(
+            reason,
+            "mounts volume `dta`, which the pod does not define (defined: config, data, tmp)"
+        );
+    }
+
+    #[test]
+    fn service_accounts_must_exist_except_default() {
+        let objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/serviceAccountName",
+            json!("bridge"),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.serviceAccountName"
+        );
+        let objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/serviceAccountName",
+            json!("default"),
+        );
+        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+    }
+
+    #[test]
+    fn role_bindings_must_reference_existing_roles_and_accounts() {
+        let binding = Manifest {
+            component: "bridge".into(),
+            value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ehs-bridge", "namespace": NAMESPACE},
+                          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ehs-bridge"},
+                          "subjects": [{"kind": "ServiceAccount", "name": "ehs-bridge"}, {"kind": "ServiceAccount", "name": "ghost"}]}),
+        };
+        let mut objects = good_environment();
+        objects.push(binding);
+        let fields: Vec<String> = findings(&objects, &prod_facts())
+            .into_iter()
+            .map(|(_, field, _)| field)
+            .collect();
+        assert_eq!(fields, ["roleRef.name", "subjects[1].name"]);
+    }
+
+    #[test]
+    fn autoscalers_must_target_an_existing_workload() {
+        let autoscaler = |target: &str| Manifest {
+            component: "bridge".into(),
+            value: json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "ehs-bridge", "namespace": NAMESPACE},
+                          "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": target}, "minReplicas": 2, "maxReplicas": 4}}),
+        };
+        let mut objects = good_environment();
+        objects.push(autoscaler("ehs-bridge"));
+        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        let mut objects = good_environment();
+        objects.push(autoscaler("ehs-brigde"));
+        assert_eq!(one_finding(&objects).1, "spec.scaleTargetRef");
+    }
+
+    #[test]
+    fn duplicate_objects_fail() {
+        let mut objects = good_environment();
+        objects.push(Manifest {
+            component: "other".into(),
+            value: kafka_config_map(),
+        });
+        let (object, field, reason) = one_finding(&objects);
+        assert_eq!(
+            (object.as_str(), field.as_str()),
+            ("other/ConfigMap/kafka-config", "metadata.name")
+        );
+        assert!(
+            reason.starts_with("another ConfigMap named `kafka-config`"),
+            "{reason}"
+        );
+    }
+}
