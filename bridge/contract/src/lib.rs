@@ -71,6 +71,8 @@ pub mod headers {
     pub const DEAD_LETTER_REASON: &str = "ehs.dlq.reason";
     /// MQTT v5 user properties are copied as headers with this prefix.
     pub const USER_PROPERTY_PREFIX: &str = "mqtt.user.";
+    /// On a dead letter whose payload was cut to the size limit: the original size in bytes.
+    pub const ORIGINAL_PAYLOAD_BYTES: &str = "ehs.dlq.original.bytes";
 }
 
 /// How a topic's payload is decoded into readings.
@@ -159,6 +161,20 @@ pub fn parse_payload_routes(text: &str) -> Result<Vec<PayloadRoute>, String> {
             Ok(PayloadRoute { filter: filter.trim().to_owned(), adapter })
         })
         .collect()
+}
+
+/// MQTT topics the bridge uses besides the configured filters; the broker ACL must allow each
+/// replica to read and write its own.
+pub mod mqtt {
+    /// A persistent session keeps its subscriptions, and MQTT cannot list them. Each replica
+    /// therefore keeps the set it subscribed as a retained QoS 1 message on
+    /// `<prefix>/<client-id>/filters`, so a restart with fewer filters can unsubscribe the rest.
+    /// Mosquitto ACL: `pattern readwrite ehs-bridge/sessions/%c/filters`.
+    pub const SESSION_STATE_TOPIC_PREFIX: &str = "ehs-bridge/sessions";
+
+    pub fn session_state_topic(client_id: &str) -> String {
+        format!("{SESSION_STATE_TOPIC_PREFIX}/{client_id}/filters")
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,521 @@
+//! Command line and environment configuration.
+//!
+//! Every flag reads the environment variable named in [`ehs_contract::env`], so the compiler,
+//! which sets those variables on the pods, and the bridge cannot drift apart.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ehs_contract::env;
+use ehs_contract::{OutputEncoding, PayloadRoute};
+
+use crate::topic::{FilterError, PatternError, TopicFilter, TopicPattern};
+
+/// Largest MQTT receive maximum the protocol allows.
+const RECEIVE_MAXIMUM_LIMIT: u32 = 65_535;
+/// Kafka's default `message.max.bytes`; a dead-lettered payload must still fit in one record.
+const KAFKA_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+/// Room for topic, properties and headers around a payload.
+const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--mqtt-url / {var}: {reason}", var = env::MQTT_URL)]
+    MqttUrl { reason: String },
+    #[error("--mqtt-client-id / {var}: must not be empty and must not contain `/`, `+` or `#`", var = env::MQTT_CLIENT_ID)]
+    ClientId,
+    #[error("--mqtt-share-group / {var}: must be a non-empty name without `/`, `+` or `#`", var = env::MQTT_SHARE_GROUP)]
+    ShareGroup,
+    #[error("--mqtt-filters / {var}: at least one topic filter is required", var = env::MQTT_FILTERS)]
+    NoFilters,
+    #[error("--mqtt-filters / {var}", var = env::MQTT_FILTERS)]
+    Filter(#[source] FilterError),
+    #[error("--payload-routes / {var}", var = env::PAYLOAD_ROUTES)]
+    RouteFilter(#[source] FilterError),
+    #[error("--payload-routes / {var}: {0}", var = env::PAYLOAD_ROUTES)]
+    Routes(String),
+    #[error("--topic-pattern / {var}", var = env::TOPIC_PATTERN)]
+    Pattern(#[source] PatternError),
+    #[error("--mqtt-receive-maximum / {var}: must be between 1 and {RECEIVE_MAXIMUM_LIMIT}, got {0}", var = env::MQTT_RECEIVE_MAXIMUM)]
+    ReceiveMaximum(u32),
+    #[error(
+        "--mqtt-receive-maximum ({receive_maximum}) must not exceed --max-in-flight ({max_in_flight}): \
+         the broker could then hand over more messages than the bridge may hold"
+    )]
+    WindowSmallerThanReceiveMaximum {
+        receive_maximum: u32,
+        max_in_flight: usize,
+    },
+    #[error("--max-payload-bytes / {var}: must be between 1 and {KAFKA_DEFAULT_MAX_MESSAGE_BYTES} (so a dead-lettered payload fits in a Kafka record), got {0}", var = env::MAX_PAYLOAD_BYTES)]
+    MaxPayloadBytes(usize),
+    #[error("--kafka-bootstrap-servers / {var}: expected comma-separated host:port entries, got `{0}`", var = env::KAFKA_BOOTSTRAP_SERVERS)]
+    Bootstrap(String),
+    #[error("--kafka-topic and --kafka-dead-letter-topic must be valid Kafka topic names (1-249 of [a-zA-Z0-9._-]) and differ, got `{0}`")]
+    KafkaTopic(String),
+    #[error("--drain-timeout-secs / {var}: must be at least 1", var = env::DRAIN_TIMEOUT_SECS)]
+    DrainTimeout,
+    #[error("cannot read credential file {path}")]
+    CredentialFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{username} and {password} must be set together", username = env::MQTT_USERNAME_FILE, password = env::MQTT_PASSWORD_FILE)]
+    HalfCredentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Raw command line; [`Args::validate`] turns it into a [`Config`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "ehs-bridge",
+    version,
+    about = "MQTT v5 shared subscription to Kafka, at least once"
+)]
+pub struct Args {
+    /// MQTT broker, `mqtt://host:port` (or `tcp://`).
+    #[arg(long, env = env::MQTT_URL)]
+    pub mqtt_url: String,
+    /// Client id that survives restarts (the StatefulSet pod name), so a restarted replica
+    /// resumes its persistent session.
+    #[arg(long, env = env::MQTT_CLIENT_ID)]
+    pub mqtt_client_id: String,
+    /// Shared-subscription group; replicas in one group split the load.
+    #[arg(long, env = env::MQTT_SHARE_GROUP, default_value = "ehs-bridge")]
+    pub mqtt_share_group: String,
+    /// Comma-separated topic filters, each subscribed as `$share/<group>/<filter>` at QoS 1.
+    #[arg(long, env = env::MQTT_FILTERS, value_delimiter = ',')]
+    pub mqtt_filters: Vec<String>,
+    /// Session expiry: how long the broker keeps this replica's session (and its unacknowledged
+    /// messages) after a crash.
+    #[arg(long, env = env::MQTT_SESSION_EXPIRY_SECS, default_value_t = 300)]
+    pub mqtt_session_expiry_secs: u32,
+    /// QoS 1 messages the broker may have unacknowledged at this replica.
+    #[arg(long, env = env::MQTT_RECEIVE_MAXIMUM, default_value_t = 1000)]
+    pub mqtt_receive_maximum: u32,
+    /// File holding the MQTT username (a mounted Secret).
+    #[arg(long, env = env::MQTT_USERNAME_FILE)]
+    pub mqtt_username_file: Option<PathBuf>,
+    /// File holding the MQTT password (a mounted Secret).
+    #[arg(long, env = env::MQTT_PASSWORD_FILE)]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Where ids come from: `{home}` and `{device}` (required), `{metric}` (optional) and `+`
+    /// match one topic level each, e.g. `ehs/{home}/{device}/telemetry`.
+    #[arg(long, env = env::TOPIC_PATTERN, default_value = "ehs/{home}/{device}/telemetry")]
+    pub topic_pattern: String,
+    /// `filter=adapter,...`; first match wins. Adapters: flat-json, nested-json, numeric.
+    #[arg(long, env = env::PAYLOAD_ROUTES, default_value = "#=flat-json")]
+    pub payload_routes: String,
+    /// Larger payloads are dead-lettered (reason `oversize`).
+    #[arg(long, env = env::MAX_PAYLOAD_BYTES, default_value_t = 65_536)]
+    pub max_payload_bytes: usize,
+    /// Comma-separated `host:port` list.
+    #[arg(long, env = env::KAFKA_BOOTSTRAP_SERVERS)]
+    pub kafka_bootstrap_servers: String,
+    #[arg(long, env = env::KAFKA_TOPIC, default_value = "ehs.readings")]
+    pub kafka_topic: String,
+    #[arg(long, env = env::KAFKA_DEAD_LETTER_TOPIC, default_value = "ehs.readings.dlq")]
+    pub kafka_dead_letter_topic: String,
+    /// `json` or `connect-json` (Kafka Connect JsonConverter envelope).
+    #[arg(long, env = env::OUTPUT_ENCODING, default_value = "json", value_parser = parse_encoding)]
+    pub output_encoding: OutputEncoding,
+    /// MQTT messages taken but not yet acknowledged, QoS 0 included.
+    #[arg(long, env = env::MAX_IN_FLIGHT, default_value_t = 2000)]
+    pub max_in_flight: usize,
+    #[arg(long, env = env::HTTP_LISTEN, default_value_t = SocketAddr::from(([0, 0, 0, 0], ehs_contract::http::PORT)))]
+    pub http_listen: SocketAddr,
+    /// Time the SIGTERM drain may take; keep it below the pod's grace period.
+    #[arg(long, env = env::DRAIN_TIMEOUT_SECS, default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// tracing filter directives, e.g. `info,rdkafka=warn`.
+    #[arg(long, env = env::LOG_LEVEL, default_value = "info")]
+    pub log_level: String,
+}
+
+fn parse_encoding(text: &str) -> Result<OutputEncoding, String> {
+    OutputEncoding::from_name(text).ok_or_else(|| {
+        let valid: Vec<_> = OutputEncoding::ALL.iter().map(|e| e.name()).collect();
+        format!(
+            "unknown encoding `{text}`, expected one of {}",
+            valid.join(", ")
+        )
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// A route with its filter parsed for matching.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub filter: TopicFilter,
+    pub adapter: ehs_contract::PayloadAdapter,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub client_id: String,
+    pub share_group: String,
+    pub filters: Vec<String>,
+    pub session_expiry: Duration,
+    pub receive_maximum: u16,
+    pub credentials: Option<Credentials>,
+    pub pattern: TopicPattern,
+    pub routes: Vec<Route>,
+    pub max_payload_bytes: usize,
+    pub bootstrap_servers: String,
+    pub kafka_topic: String,
+    pub dead_letter_topic: String,
+    pub encoding: OutputEncoding,
+    pub max_in_flight: usize,
+    pub http_listen: SocketAddr,
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Config {
+    /// The MQTT maximum packet size the bridge announces. Payloads between
+    /// `max_payload_bytes` and this size reach the bridge and are dead-lettered as `oversize`;
+    /// larger packets the broker discards without sending (MQTT 5, 3.1.2.11.4).
+    pub fn mqtt_max_packet_bytes(&self) -> u32 {
+        let bytes = self.max_payload_bytes.saturating_add(PACKET_OVERHEAD_BYTES);
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+
+    /// `$share/<group>/<filter>` for every configured filter.
+    pub fn shared_subscriptions(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .map(|filter| shared_subscription(&self.share_group, filter))
+            .collect()
+    }
+}
+
+pub fn shared_subscription(group: &str, filter: &str) -> String {
+    format!("$share/{group}/{filter}")
+}
+
+impl Args {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let (mqtt_host, mqtt_port) = parse_mqtt_url(&self.mqtt_url)?;
+        if !is_plain_name(&self.mqtt_client_id) {
+            return Err(ConfigError::ClientId);
+        }
+        if !is_plain_name(&self.mqtt_share_group) {
+            return Err(ConfigError::ShareGroup);
+        }
+        let filters: Vec<String> = self
+            .mqtt_filters
+            .iter()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if filters.is_empty() {
+            return Err(ConfigError::NoFilters);
+        }
+        for filter in &filters {
+            TopicFilter::parse(filter).map_err(ConfigError::Filter)?;
+        }
+        let routes = ehs_contract::parse_payload_routes(&self.payload_routes)
+            .map_err(ConfigError::Routes)?
+            .into_iter()
+            .map(|PayloadRoute { filter, adapter }| {
+                Ok(Route {
+                    filter: TopicFilter::parse(&filter).map_err(ConfigError::RouteFilter)?,
+                    adapter,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        if routes.is_empty() {
+            return Err(ConfigError::Routes(
+                "at least one `filter=adapter` route is required".into(),
+            ));
+        }
+        let pattern = TopicPattern::parse(&self.topic_pattern).map_err(ConfigError::Pattern)?;
+        if self.mqtt_receive_maximum == 0 || self.mqtt_receive_maximum > RECEIVE_MAXIMUM_LIMIT {
+            return Err(ConfigError::ReceiveMaximum(self.mqtt_receive_maximum));
+        }
+        let receive_maximum = u16::try_from(self.mqtt_receive_maximum)
+            .map_err(|_| ConfigError::ReceiveMaximum(self.mqtt_receive_maximum))?;
+        if self.mqtt_receive_maximum as usize > self.max_in_flight {
+            return Err(ConfigError::WindowSmallerThanReceiveMaximum {
+                receive_maximum: self.mqtt_receive_maximum,
+                max_in_flight: self.max_in_flight,
+            });
+        }
+        if self.max_payload_bytes == 0 || self.max_payload_bytes > KAFKA_DEFAULT_MAX_MESSAGE_BYTES {
+            return Err(ConfigError::MaxPayloadBytes(self.max_payload_bytes));
+        }
+        let bootstrap_servers = validate_bootstrap(&self.kafka_bootstrap_servers)?;
+        for topic in [&self.kafka_topic, &self.kafka_dead_letter_topic] {
+            if !is_kafka_topic(topic) {
+                return Err(ConfigError::KafkaTopic(topic.clone()));
+            }
+        }
+        if self.kafka_topic == self.kafka_dead_letter_topic {
+            return Err(ConfigError::KafkaTopic(self.kafka_topic));
+        }
+        if self.drain_timeout_secs == 0 {
+            return Err(ConfigError::DrainTimeout);
+        }
+        let credentials = match (&self.mqtt_username_file, &self.mqtt_password_file) {
+            (None, None) => None,
+            (Some(user), Some(pass)) => Some(Credentials {
+                username: read_secret(user)?,
+                password: read_secret(pass)?,
+            }),
+            _ => return Err(ConfigError::HalfCredentials),
+        };
+        Ok(Config {
+            mqtt_host,
+            mqtt_port,
+            client_id: self.mqtt_client_id,
+            share_group: self.mqtt_share_group,
+            filters,
+            session_expiry: Duration::from_secs(u64::from(self.mqtt_session_expiry_secs)),
+            receive_maximum,
+            credentials,
+            pattern,
+            routes,
+            max_payload_bytes: self.max_payload_bytes,
+            bootstrap_servers,
+            kafka_topic: self.kafka_topic,
+            dead_letter_topic: self.kafka_dead_letter_topic,
+            encoding: self.output_encoding,
+            max_in_flight: self.max_in_flight,
+            http_listen: self.http_listen,
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            log_format: self.log_format,
+            log_level: self.log_level,
+        })
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '+', '#']) && !name.chars().any(char::is_whitespace)
+}
+
+fn is_kafka_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
+    let fail = |reason: &str| ConfigError::MqttUrl {
+        reason: format!("{reason} (got `{url}`, expected mqtt://host:port)"),
+    };
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| fail("unsupported scheme; TLS is not built in"))?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains(['/', '?', '@']) {
+        return Err(fail(
+            "paths, query strings and inline credentials are not accepted",
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| fail("invalid port"))?),
+        None => (rest, 1883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(fail("missing host or port"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn validate_bootstrap(servers: &str) -> Result<String, ConfigError> {
+    let entries: Vec<&str> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let valid = !entries.is_empty()
+        && entries.iter().all(|entry| {
+            entry.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            })
+        });
+    if valid {
+        Ok(entries.join(","))
+    } else {
+        Err(ConfigError::Bootstrap(servers.to_owned()))
+    }
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|source| ConfigError::CredentialFile {
+            path: path.clone(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<Config, String> {
+        let mut base = vec![
+            ("--mqtt-url", "mqtt://127.0.0.1:1883"),
+            ("--mqtt-client-id", "ehs-bridge-0"),
+            ("--mqtt-filters", "ehs/+/+/telemetry"),
+            ("--kafka-bootstrap-servers", "127.0.0.1:9092"),
+        ];
+        // Flags given by the test replace the base ones (clap rejects a repeated flag).
+        base.retain(|(flag, _)| !extra.contains(flag));
+        let mut argv = vec!["ehs-bridge"];
+        for (flag, value) in base {
+            argv.extend([flag, value]);
+        }
+        argv.extend_from_slice(extra);
+        let parsed = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        parsed.validate().map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            text
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = args(&[]).expect("defaults");
+        assert_eq!(config.mqtt_host, "127.0.0.1");
+        assert_eq!(config.mqtt_port, 1883);
+        assert_eq!(config.receive_maximum, 1000);
+        assert_eq!(
+            config.shared_subscriptions(),
+            vec!["$share/ehs-bridge/ehs/+/+/telemetry".to_owned()]
+        );
+        assert_eq!(config.routes.len(), 1);
+    }
+
+    #[test]
+    fn receive_maximum_above_window_is_rejected() {
+        let err = args(&["--mqtt-receive-maximum", "500", "--max-in-flight", "100"])
+            .expect_err("invalid configuration");
+        assert!(err.contains("must not exceed --max-in-flight"), "{err}");
+    }
+
+    #[test]
+    fn receive_maximum_out_of_protocol_range() {
+        let err = args(&[
+            "--mqtt-receive-maximum",
+            "70000",
+            "--max-in-flight",
+            "100000",
+        ])
+        .expect_err("invalid configuration");
+        assert!(err.contains("between 1 and 65535"), "{err}");
+        assert!(args(&["--mqtt-receive-maximum", "0"]).is_err());
+    }
+
+    #[test]
+    fn unknown_encoding_names_valid_ones() {
+        let err = args(&["--output-encoding", "avro"]).expect_err("invalid configuration");
+        assert!(err.contains("json, connect-json"), "{err}");
+    }
+
+    #[test]
+    fn invalid_filters_and_patterns() {
+        let err = args(&["--mqtt-filters", "ehs/#/x"]).expect_err("invalid configuration");
+        assert!(
+            err.contains(env::MQTT_FILTERS) && err.contains('#'),
+            "{err}"
+        );
+        let err =
+            args(&["--topic-pattern", "ehs/{home}/telemetry"]).expect_err("invalid configuration");
+        assert!(err.contains("{device}"), "{err}");
+        let err =
+            args(&["--payload-routes", "ehs/+/x=protobuf"]).expect_err("invalid configuration");
+        assert!(err.contains("unknown adapter"), "{err}");
+    }
+
+    #[test]
+    fn urls_and_bootstrap() {
+        assert!(args(&["--mqtt-url", "mqtts://broker:8883"])
+            .expect_err("invalid configuration")
+            .contains("TLS"));
+        assert!(args(&["--mqtt-url", "mqtt://broker:notaport"]).is_err());
+        let config = args(&["--mqtt-url", "tcp://broker"]).expect("default port");
+        assert_eq!(
+            (config.mqtt_host.as_str(), config.mqtt_port),
+            ("broker", 1883)
+        );
+        assert!(args(&["--kafka-bootstrap-servers", "kafka"])
+            .expect_err("invalid configuration")
+            .contains("host:port"));
+        let config = args(&["--kafka-bootstrap-servers", "a:9092, b:9093"]).expect("two brokers");
+        assert_eq!(config.bootstrap_servers, "a:9092,b:9093");
+    }
+
+    #[test]
+    fn topics_must_differ_and_be_valid() {
+        assert!(args(&["--kafka-dead-letter-topic", "ehs.readings"]).is_err());
+        assert!(args(&["--kafka-topic", "bad topic"]).is_err());
+    }
+
+    #[test]
+    fn credentials_need_both_files() {
+        let dir = std::env::temp_dir().join(format!("ehs-bridge-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let user = dir.join("user");
+        let pass = dir.join("pass");
+        std::fs::write(&user, "bridge\n").expect("write");
+        std::fs::write(&pass, "s3cret").expect("write");
+        let err = args(&["--mqtt-username-file", user.to_str().expect("utf8")])
+            .expect_err("invalid configuration");
+        assert!(err.contains("must be set together"), "{err}");
+        let config = args(&[
+            "--mqtt-username-file",
+            user.to_str().expect("utf8"),
+            "--mqtt-password-file",
+            pass.to_str().expect("utf8"),
+        ])
+        .expect("credentials");
+        assert_eq!(
+            config.credentials,
+            Some(Credentials {
+                username: "bridge".into(),
+                password: "s3cret".into()
+            })
+        );
+        let missing = dir.join("missing");
+        let err = args(&[
+            "--mqtt-username-file",
+            missing.to_str().expect("utf8"),
+            "--mqtt-password-file",
+            pass.to_str().expect("utf8"),
+        ])
+        .expect_err("invalid configuration");
+        assert!(err.contains("cannot read credential file"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,190 @@
+//! Kafka producer: idempotent, `acks=all`, retried without a deadline, delivery reports feeding
+//! the acknowledgement tracker directly (no per-record future or channel).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use crate::acks::Seq;
+use crate::config::Config;
+use crate::state::Shared;
+
+/// librdkafka's local queue: large enough that a full in-flight window of multi-metric messages
+/// fits, small enough to keep memory bounded while Kafka is away.
+const QUEUE_MAX_MESSAGES: usize = 100_000;
+const QUEUE_MAX_KBYTES: usize = 16 * 1024;
+/// Short linger: latency matters more than batch size at this message rate.
+const LINGER_MS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error("cannot create the Kafka producer")]
+    Create(#[source] KafkaError),
+}
+
+/// Receives delivery reports on librdkafka's polling thread.
+pub struct DeliveryContext {
+    shared: Arc<Shared>,
+    dead_letter_topic: String,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}");
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}");
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker-down and transport errors land here; librdkafka keeps retrying on its own.
+        tracing::warn!(target: "librdkafka", %error, reason, "kafka client error");
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let progress = match result {
+            Ok(message) => {
+                if message.topic() != self.dead_letter_topic {
+                    self.shared.metrics.produced.inc();
+                }
+                self.shared.tracker().delivered(seq)
+            }
+            Err((error, message)) => {
+                // message.timeout.ms is infinite, so only errors Kafka will never accept get here.
+                tracing::error!(%error, topic = message.topic(), "kafka rejected a record; acknowledgements stop behind it");
+                self.shared.metrics.delivery_failures.inc();
+                self.shared.tracker().failed(seq)
+            }
+        };
+        if let Some(arrival) = progress.delivered_arrival {
+            self.shared
+                .metrics
+                .latency
+                .observe(arrival.elapsed().as_secs_f64());
+        }
+        if progress.head_ready {
+            self.shared.head_ready.notify_one();
+        }
+    }
+}
+
+pub type BridgeProducer = ThreadedProducer<DeliveryContext>;
+
+pub fn client_config(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", &config.client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // 0 = no deadline: an outage only delays; the MQTT broker keeps the unacknowledged rest.
+        .set("message.timeout.ms", "0")
+        .set("compression.type", "lz4")
+        .set("linger.ms", LINGER_MS.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            QUEUE_MAX_MESSAGES.to_string(),
+        )
+        .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES.to_string())
+        // Dead-lettered payloads are at most --max-payload-bytes plus headers.
+        .set(
+            "message.max.bytes",
+            (config.max_payload_bytes + 64 * 1024).to_string(),
+        )
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "5000");
+    client
+}
+
+pub fn create_producer(
+    config: &Config,
+    shared: Arc<Shared>,
+) -> Result<BridgeProducer, KafkaSetupError> {
+    let context = DeliveryContext {
+        shared,
+        dead_letter_topic: config.dead_letter_topic.clone(),
+    };
+    client_config(config)
+        .create_with_context(context)
+        .map_err(KafkaSetupError::Create)
+}
+
+/// One record to produce; `seq` ties its delivery report to the MQTT message.
+pub struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+    pub headers: OwnedHeaders,
+    pub timestamp_ms: i64,
+    pub seq: Seq,
+}
+
+/// Enqueues a record. A full local queue is waited out (it drains as Kafka acknowledges); any
+/// other error is returned and means the record will never be delivered.
+pub async fn send(
+    producer: &BridgeProducer,
+    record: Outgoing<'_>,
+    shared: &Shared,
+) -> Result<(), KafkaError> {
+    let mut base = BaseRecord::with_opaque_to(record.topic, record.seq)
+        .key(record.key)
+        .payload(record.payload)
+        .headers(record.headers)
+        .timestamp(record.timestamp_ms);
+    loop {
+        match producer.send(base) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                base = returned;
+                shared.heartbeat();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+/// Asks Kafka for the readings topic's metadata on a blocking thread, so a hung broker cannot
+/// stall the runtime. True when Kafka answered in time.
+pub async fn probe(producer: &Arc<BridgeProducer>, topic: &str, timeout: Duration) -> bool {
+    let producer = Arc::clone(producer);
+    let topic = topic.to_owned();
+    let task = tokio::task::spawn_blocking(move || {
+        producer.client().fetch_metadata(Some(&topic), timeout)
+    });
+    match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
+        Ok(Ok(Ok(metadata))) => !metadata.brokers().is_empty(),
+        Ok(Ok(Err(error))) => {
+            tracing::debug!(%error, "kafka metadata probe failed");
+            false
+        }
+        Ok(Err(_)) | Err(_) => false,
+    }
+}
+
+/// Waits for everything enqueued to be delivered, on a blocking thread.
+pub async fn flush(producer: &Arc<BridgeProducer>, timeout: Duration) -> Result<(), KafkaError> {
+    let producer = Arc::clone(producer);
+    tokio::task::spawn_blocking(move || producer.flush(timeout))
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
