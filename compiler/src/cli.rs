@@ -1,0 +1,326 @@
+//! The `ehs` command line.
+//!
+//! Exit codes: 0 = success / no differences, 1 = the check found something (validation findings,
+//! stale `rendered/`, differences), 2 = error (bad input, unreadable files).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::diff::{self, ReportStyle};
+use crate::emit;
+use crate::load::{Repo, RENDERED_DIR};
+use crate::model::Environment;
+use crate::pipeline::{self, Compiled, PipelineError, Shared};
+
+/// Compiles EHS environments (`environments/*.yaml` + `components/`) into plain Kubernetes
+/// manifests under `rendered/<env>/`, ready for Argo CD or Flux.
+#[derive(Debug, Parser)]
+#[command(name = "ehs", version, propagate_version = true)]
+pub struct Cli {
+    /// Repository root. Default: the nearest directory at or above the current one that holds
+    /// `environments/`.
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write `rendered/<env>/` for one or more environments (all of them by default).
+    ///
+    /// Every selected environment is compiled and validated before anything is written; on any
+    /// error nothing changes. Files no longer produced are removed.
+    Render {
+        #[command(flatten)]
+        selection: Selection,
+        /// Write nothing; exit 1 with a diff if `rendered/` differs from a fresh render (for CI).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Show how a fresh render differs from the committed `rendered/<env>/`, or how two
+    /// environments differ (`ehs diff dev prod`).
+    ///
+    /// Opens with a summary per component, then a unified diff per object. Secret values are
+    /// never printed. Exit 0 = no differences, 1 = differences, 2 = error.
+    Diff {
+        /// Compare this environment's fresh render with its committed `rendered/` files.
+        #[arg(long, value_name = "ENV", conflicts_with = "environments")]
+        env: Option<String>,
+        /// Two environments to compare with each other; their namespaces are normalised.
+        #[arg(num_args = 2, value_names = ["FROM", "TO"], required_unless_present = "env")]
+        environments: Vec<String>,
+        /// Colour the diff: auto (on a terminal), always or never.
+        #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
+        colour: ColourChoice,
+    },
+    /// Check every object against its kind's JSON Schema, cross-object references and platform
+    /// invariants. Prints one line per finding; exit 1 if there is any.
+    Validate {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Print the JSON Schema of environment files (what editors check while typing).
+    Schema {
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Selection {
+    /// Environment to process (file stem in `environments/`); repeat for several.
+    #[arg(long = "env", value_name = "ENV", conflicts_with = "all")]
+    environments: Vec<String>,
+    /// Every environment in `environments/` (the default when no --env is given).
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ColourChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColourChoice {
+    fn enabled(self) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("cannot determine the current directory")]
+    CurrentDir(#[source] std::io::Error),
+    #[error("{path}: cannot write the schema")]
+    WriteSchema {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialise the schema")]
+    Schema(#[source] serde_json::Error),
+}
+
+pub const EXIT_FINDINGS: u8 = 1;
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    if let Command::Schema { output } = &cli.command {
+        return write_schema(output.as_ref());
+    }
+    let start = match &cli.root {
+        Some(root) => root.clone(),
+        None => std::env::current_dir().map_err(CliError::CurrentDir)?,
+    };
+    let repo = Repo::discover(&start).map_err(PipelineError::from)?;
+    let shared = Shared::load(&repo).map_err(PipelineError::from)?;
+    match cli.command {
+        Command::Render { selection, check } => render(&repo, &shared, &selection, check),
+        Command::Diff {
+            env: Some(env),
+            colour,
+            ..
+        } => diff_committed(&repo, &shared, &env, colour),
+        Command::Diff {
+            environments,
+            colour,
+            ..
+        } => diff_environments(&repo, &shared, &environments[0], &environments[1], colour),
+        Command::Validate { selection } => validate(&repo, &shared, &selection),
+        Command::Schema { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Names selected by `--env` / `--all`; all environments when none is named.
+fn selected(repo: &Repo, selection: &Selection) -> Result<Vec<String>, PipelineError> {
+    if selection.environments.is_empty() {
+        Ok(repo.environment_names()?)
+    } else {
+        Ok(selection.environments.clone())
+    }
+}
+
+fn compile_all(
+    repo: &Repo,
+    shared: &Shared,
+    names: &[String],
+) -> Result<Vec<Compiled>, PipelineError> {
+    names
+        .iter()
+        .map(|name| pipeline::compile(repo, shared, name))
+        .collect()
+}
+
+/// Prints findings; true if there were any.
+fn report_findings(compiled: &[Compiled]) -> bool {
+    let mut any = false;
+    for finding in compiled
+        .iter()
+        .flat_map(|environment| &environment.findings)
+    {
+        eprintln!("{finding}");
+        any = true;
+    }
+    any
+}
+
+fn render(
+    repo: &Repo,
+    shared: &Shared,
+    selection: &Selection,
+    check: bool,
+) -> Result<ExitCode, CliError> {
+    let names = selected(repo, selection)?;
+    let compiled = compile_all(repo, shared, &names)?;
+    let rendered_dir = repo.rendered_dir();
+    // Without --env, environments that no longer exist are stale too.
+    let orphans: Vec<String> = if selection.environments.is_empty() {
+        emit::rendered_environments(&rendered_dir)
+            .map_err(PipelineError::from)?
+            .into_iter()
+            .filter(|name| !names.contains(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    if check {
+        let mut stale = false;
+        for environment in &compiled {
+            let committed = emit::read_environment(&rendered_dir, &environment.name)
+                .map_err(PipelineError::from)?;
+            let changes = diff::compare(&committed, &environment.files);
+            if !changes.is_empty() {
+                stale = true;
+                let style = ReportStyle {
+                    old_label: &format!("{RENDERED_DIR}/{}", environment.name),
+                    new_label: &format!("fresh render of {}", environment.name),
+                    colour: ColourChoice::Auto.enabled(),
+                };
+                print!("{}", diff::report(&changes, &style));
+            }
+        }
+        for orphan in &orphans {
+            stale = true;
+            println!("{RENDERED_DIR}/{orphan}/ has no environment file and would be removed");
+        }
+        if stale {
+            eprintln!("rendered/ is stale: run `ehs render` and commit the result");
+            return Ok(ExitCode::from(EXIT_FINDINGS));
+        }
+        eprintln!("rendered/ is up to date ({})", names.join(", "));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if report_findings(&compiled) {
+        eprintln!("validation failed: nothing written");
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    for environment in &compiled {
+        emit::write_environment(&rendered_dir, &environment.name, &environment.files)
+            .map_err(PipelineError::from)?;
+        eprintln!(
+            "rendered {RENDERED_DIR}/{}/ ({} files)",
+            environment.name,
+            environment.files.len()
+        );
+    }
+    for orphan in &orphans {
+        emit::remove_environment(&rendered_dir, orphan).map_err(PipelineError::from)?;
+        eprintln!("removed {RENDERED_DIR}/{orphan}/ (no environment file)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_diff(
+    changes: &[diff::Change],
+    old_label: &str,
+    new_label: &str,
+    colour: ColourChoice,
+) -> ExitCode {
+    let style = ReportStyle {
+        old_label,
+        new_label,
+        colour: colour.enabled(),
+    };
+    print!("{}", diff::report(changes, &style));
+    if changes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    }
+}
+
+fn diff_committed(
+    repo: &Repo,
+    shared: &Shared,
+    name: &str,
+    colour: ColourChoice,
+) -> Result<ExitCode, CliError> {
+    let environment = pipeline::compile(repo, shared, name)?;
+    let committed =
+        emit::read_environment(&repo.rendered_dir(), name).map_err(PipelineError::from)?;
+    let changes = diff::compare(&committed, &environment.files);
+    Ok(print_diff(
+        &changes,
+        &format!("{RENDERED_DIR}/{name}"),
+        &format!("fresh render of {name}"),
+        colour,
+    ))
+}
+
+fn diff_environments(
+    repo: &Repo,
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    colour: ColourChoice,
+) -> Result<ExitCode, CliError> {
+    let normalized = |name: &str| -> Result<emit::Files, PipelineError> {
+        let environment = pipeline::compile(repo, shared, name)?;
+        let namespace = environment.platform.environment.namespace.to_string();
+        Ok(diff::normalize(&environment.files, &namespace, name))
+    };
+    let changes = diff::compare(&normalized(from)?, &normalized(to)?);
+    Ok(print_diff(&changes, from, to, colour))
+}
+
+fn validate(repo: &Repo, shared: &Shared, selection: &Selection) -> Result<ExitCode, CliError> {
+    let names = selected(repo, selection)?;
+    let compiled = compile_all(repo, shared, &names)?;
+    if report_findings(&compiled) {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    eprintln!("valid: {}", names.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON Schema of environment files, pretty-printed with a final newline.
+pub fn environment_schema() -> Result<String, serde_json::Error> {
+    let schema = schemars::schema_for!(Environment);
+    Ok(format!("{}\n", serde_json::to_string_pretty(&schema)?))
+}
+
+fn write_schema(output: Option<&PathBuf>) -> Result<ExitCode, CliError> {
+    let schema = environment_schema().map_err(CliError::Schema)?;
+    match output {
+        Some(path) => std::fs::write(path, schema).map_err(|source| CliError::WriteSchema {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => print!("{schema}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

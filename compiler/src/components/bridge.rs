@@ -1,0 +1,400 @@
+//! The ehs-bridge workload: MQTT shared subscription in, Kafka out.
+//!
+//! A StatefulSet, not a Deployment: each replica's MQTT client id is its pod name, which survives
+//! restarts, so a crashed replica resumes its own persistent session instead of leaving it to
+//! strand its share of the traffic until the session expires.
+
+use ehs_contract::{
+    env, format_payload_routes, http, OutputEncoding, PayloadAdapter, PayloadRoute,
+};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::kafka::count_i32;
+use super::{
+    env_var, manifest, pod_field_env_var, restricted_container, restricted_pod_security,
+    scratch_volume, App, ComponentError,
+};
+use crate::manifest::Manifest;
+use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
+use crate::resolve::Platform;
+use crate::templates::Templates;
+
+pub const NAME: &str = "bridge";
+/// Name of the StatefulSet, its Service and its pods' prefix.
+pub const APP_NAME: &str = "ehs-bridge";
+
+/// Overridable bridge settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Layer {
+    /// Bridge replicas; they split the MQTT traffic through one shared subscription.
+    pub replicas: Option<Count>,
+    /// The image built from `bridge/` in this repository.
+    pub image: Option<ImageLayer>,
+    /// Resources of each replica.
+    pub resources: Option<ResourcesLayer>,
+    /// Where and how the bridge subscribes.
+    pub mqtt: Option<MqttLayer>,
+    /// Pattern extracting ids from the MQTT topic, e.g. `ehs/{home}/{device}/telemetry`.
+    pub topic_pattern: Option<String>,
+    /// Payload decoder per MQTT topic filter; the first matching filter wins.
+    pub payload_routes: Option<Vec<PayloadRouteSetting>>,
+    /// Largest MQTT payload accepted, in bytes; larger ones are dead-lettered.
+    pub max_payload_bytes: Option<Count>,
+    /// MQTT messages taken but not yet acknowledged, at most (the backpressure window).
+    pub max_in_flight: Option<Count>,
+    /// Encoding of records on the telemetry topic.
+    pub output_encoding: Option<OutputEncoding>,
+    /// Seconds a replica may spend draining on shutdown; the pod's grace period is longer.
+    pub drain_timeout_secs: Option<Count>,
+    /// tracing filter directives, e.g. `info,rdkafka=warn`.
+    pub log_level: Option<String>,
+    /// Log line format.
+    pub log_format: Option<LogFormat>,
+}
+
+/// MQTT subscription settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MqttLayer {
+    /// Service of the MQTT broker in the environment's namespace.
+    pub broker_service: Option<DnsLabel>,
+    /// MQTT port of that Service.
+    pub broker_port: Option<u16>,
+    /// Shared-subscription group the replicas join.
+    pub share_group: Option<String>,
+    /// Topic filters subscribed as `$share/<group>/<filter>`.
+    pub filters: Option<Vec<String>>,
+    /// How long the broker keeps a disconnected replica's session, in seconds.
+    pub session_expiry_secs: Option<Count>,
+    /// QoS 1 messages the broker may have in flight to one replica (MQTT v5 receive maximum).
+    pub receive_maximum: Option<u16>,
+    /// Secret with keys `username` and `password`, mounted as files.
+    pub credentials_secret: Option<DnsSubdomain>,
+}
+
+/// One `filter → adapter` route.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PayloadRouteSetting {
+    /// MQTT topic filter, e.g. `ehs/+/+/telemetry`.
+    pub filter: String,
+    /// Decoder for payloads on matching topics.
+    pub adapter: PayloadAdapter,
+}
+
+/// How the bridge writes log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl LogFormat {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Text => "text",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub replicas: Count,
+    pub image: Image,
+    pub resources: Resources,
+    pub mqtt: Mqtt,
+    pub topic_pattern: String,
+    pub payload_routes: Vec<PayloadRouteSetting>,
+    pub max_payload_bytes: Count,
+    pub max_in_flight: Count,
+    pub output_encoding: OutputEncoding,
+    pub drain_timeout_secs: Count,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mqtt {
+    pub broker_service: DnsLabel,
+    pub broker_port: u16,
+    pub share_group: String,
+    pub filters: Vec<String>,
+    pub session_expiry_secs: Count,
+    pub receive_maximum: u16,
+    pub credentials_secret: DnsSubdomain,
+}
+
+/// Extra time beyond the drain timeout before the kubelet kills the container: the drain's own
+/// deadline must fire first so the bridge acknowledges what it holds and exits cleanly.
+const GRACE_BEYOND_DRAIN_SECS: i64 = 15;
+/// The non-root user of the bridge image (distroless `nonroot`).
+const BRIDGE_UID: i64 = 65532;
+const CREDENTIALS_MOUNT: &str = "/var/run/secrets/ehs-platform.io/mqtt";
+
+impl Mqtt {
+    pub fn url(&self, namespace: &DnsLabel) -> String {
+        format!(
+            "mqtt://{}.{namespace}.svc:{}",
+            self.broker_service, self.broker_port
+        )
+    }
+}
+
+pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, ComponentError> {
+    let app = App {
+        platform,
+        name: APP_NAME,
+        component: NAME,
+    };
+    Ok(vec![
+        manifest(NAME, &headless_service(&app))?,
+        manifest(NAME, &stateful_set(&app))?,
+        manifest(NAME, &app.one_at_a_time_disruption_budget())?,
+    ])
+}
+
+fn headless_service(app: &App) -> Service {
+    Service {
+        metadata: app.metadata(APP_NAME),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: Some(app.selector_labels()),
+            ports: Some(vec![ServicePort {
+                name: Some(http::PORT_NAME.to_owned()),
+                port: i32::from(http::PORT),
+                target_port: Some(IntOrString::String(http::PORT_NAME.to_owned())),
+                protocol: Some("TCP".to_owned()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Every environment variable the bridge reads, from the model and the shared contract.
+fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let bridge = &platform.bridge;
+    let kafka = &platform.kafka;
+    let namespace = &platform.environment.namespace;
+    let routes: Vec<PayloadRoute> = bridge
+        .payload_routes
+        .iter()
+        .map(|route| PayloadRoute {
+            filter: route.filter.clone(),
+            adapter: route.adapter,
+        })
+        .collect();
+    vec![
+        pod_field_env_var(env::MQTT_CLIENT_ID, "metadata.name"),
+        env_var(env::MQTT_URL, bridge.mqtt.url(namespace)),
+        env_var(env::MQTT_SHARE_GROUP, bridge.mqtt.share_group.clone()),
+        env_var(env::MQTT_FILTERS, bridge.mqtt.filters.join(",")),
+        env_var(
+            env::MQTT_SESSION_EXPIRY_SECS,
+            bridge.mqtt.session_expiry_secs.to_string(),
+        ),
+        env_var(
+            env::MQTT_RECEIVE_MAXIMUM,
+            bridge.mqtt.receive_maximum.to_string(),
+        ),
+        env_var(
+            env::MQTT_USERNAME_FILE,
+            format!("{CREDENTIALS_MOUNT}/username"),
+        ),
+        env_var(
+            env::MQTT_PASSWORD_FILE,
+            format!("{CREDENTIALS_MOUNT}/password"),
+        ),
+        env_var(env::TOPIC_PATTERN, bridge.topic_pattern.clone()),
+        env_var(env::PAYLOAD_ROUTES, format_payload_routes(&routes)),
+        env_var(env::MAX_PAYLOAD_BYTES, bridge.max_payload_bytes.to_string()),
+        env_var(
+            env::KAFKA_BOOTSTRAP_SERVERS,
+            kafka.bootstrap_servers(namespace),
+        ),
+        env_var(env::KAFKA_TOPIC, kafka.topics.telemetry.name.to_string()),
+        env_var(
+            env::KAFKA_DEAD_LETTER_TOPIC,
+            kafka.topics.dead_letters.name.to_string(),
+        ),
+        env_var(env::OUTPUT_ENCODING, bridge.output_encoding.name()),
+        env_var(env::MAX_IN_FLIGHT, bridge.max_in_flight.to_string()),
+        env_var(env::HTTP_LISTEN, format!("0.0.0.0:{}", http::PORT)),
+        env_var(
+            env::DRAIN_TIMEOUT_SECS,
+            bridge.drain_timeout_secs.to_string(),
+        ),
+        env_var(env::LOG_FORMAT, bridge.log_format.name()),
+        env_var(env::LOG_LEVEL, bridge.log_level.clone()),
+    ]
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(http::PORT_NAME.to_owned()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+fn stateful_set(app: &App) -> StatefulSet {
+    let bridge = &app.platform.bridge;
+    let (scratch, scratch_mount) = scratch_volume("tmp", "/tmp");
+    let container = k8s_openapi::api::core::v1::Container {
+        env: Some(bridge_env(app.platform)),
+        ports: Some(vec![ContainerPort {
+            name: Some(http::PORT_NAME.to_owned()),
+            container_port: i32::from(http::PORT),
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(http_probe(http::READYZ_PATH, 5, 3)),
+        liveness_probe: Some(http_probe(http::HEALTHZ_PATH, 10, 3)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "mqtt-credentials".to_owned(),
+                mount_path: CREDENTIALS_MOUNT.to_owned(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            scratch_mount,
+        ]),
+        ..restricted_container(APP_NAME, bridge.image.to_string(), &bridge.resources)
+    };
+    StatefulSet {
+        metadata: app.metadata(APP_NAME),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(count_i32(bridge.replicas)),
+            service_name: Some(APP_NAME.to_owned()),
+            // Replicas are independent share-group members; none waits for another.
+            pod_management_policy: Some("Parallel".to_owned()),
+            selector: app.selector(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(app.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    termination_grace_period_seconds: Some(
+                        i64::from(bridge.drain_timeout_secs.get()) + GRACE_BEYOND_DRAIN_SECS,
+                    ),
+                    security_context: Some(restricted_pod_security(BRIDGE_UID)),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "mqtt-credentials".to_owned(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(bridge.mqtt.credentials_secret.to_string()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        scratch,
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Environment variables the bridge pods get, by name (for tests and validation).
+#[cfg(test)]
+fn env_map(
+    platform: &Platform,
+) -> std::collections::BTreeMap<String, k8s_openapi::api::core::v1::EnvVar> {
+    bridge_env(platform)
+        .into_iter()
+        .map(|var| (var.name.clone(), var))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::tests::platform;
+
+    #[test]
+    fn kafka_endpoints_and_topics_come_from_the_kafka_model() {
+        let platform = platform("prod");
+        let vars = env_map(&platform);
+        let value = |name: &str| vars[name].value.clone().unwrap();
+        assert_eq!(
+            value(env::KAFKA_BOOTSTRAP_SERVERS),
+            platform
+                .kafka
+                .bootstrap_servers(&platform.environment.namespace)
+        );
+        assert_eq!(
+            value(env::KAFKA_BOOTSTRAP_SERVERS),
+            "kafka.ehs-prod.svc:9092"
+        );
+        assert_eq!(
+            value(env::KAFKA_TOPIC),
+            platform.kafka.topics.telemetry.name.as_ref()
+        );
+        assert_eq!(
+            value(env::KAFKA_DEAD_LETTER_TOPIC),
+            platform.kafka.topics.dead_letters.name.as_ref()
+        );
+    }
+
+    #[test]
+    fn client_id_is_the_stable_pod_name() {
+        let vars = env_map(&platform("dev"));
+        let source = vars[env::MQTT_CLIENT_ID].value_from.clone().unwrap();
+        assert_eq!(source.field_ref.unwrap().field_path, "metadata.name");
+    }
+
+    #[test]
+    fn drain_finishes_inside_the_grace_period() {
+        let platform = platform("prod");
+        let statefulset = stateful_set(&App {
+            platform: &platform,
+            name: APP_NAME,
+            component: NAME,
+        });
+        let grace = statefulset
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .termination_grace_period_seconds
+            .unwrap();
+        assert!(i64::from(platform.bridge.drain_timeout_secs.get()) < grace);
+    }
+
+    #[test]
+    fn payload_routes_use_the_contract_syntax() {
+        let vars = env_map(&platform("dev"));
+        let routes =
+            ehs_contract::parse_payload_routes(vars[env::PAYLOAD_ROUTES].value.as_deref().unwrap())
+                .unwrap();
+        assert!(!routes.is_empty());
+    }
+}

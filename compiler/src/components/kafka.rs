@@ -1,0 +1,559 @@
+//! Apache Kafka in KRaft mode from the official `apache/kafka` image.
+//!
+//! Every node is both broker and controller ("combined" mode): the quorum voters are the
+//! StatefulSet's pods, so the replica count must be odd (1 in dev, 3 in prod). With three nodes,
+//! topics use replication factor 3 and `min.insync.replicas` 2: one node may be down (a rolling
+//! update, a drain) while producers with `acks=all` keep writing.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    config_map_volume, env_var, manifest, pod_field_env_var, restricted_container,
+    restricted_pod_security, scratch_volume, short_hash, App, ComponentError,
+};
+use crate::manifest::Manifest;
+use crate::model::{
+    Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Quantity, Resources, ResourcesLayer,
+    TopicName,
+};
+use crate::resolve::Platform;
+use crate::templates::Templates;
+
+pub const NAME: &str = "kafka";
+
+/// Overridable Kafka settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Layer {
+    /// Number of Kafka nodes. Each node is a broker and a KRaft controller voter, so this must be
+    /// odd: 1 (no fault tolerance) or 3 (tolerates one node down).
+    pub replicas: Option<Count>,
+    /// The `apache/kafka` image.
+    pub image: Option<ImageLayer>,
+    /// Resources of each Kafka node. The JVM heap is half the memory limit; the rest is page
+    /// cache and off-heap buffers.
+    pub resources: Option<ResourcesLayer>,
+    /// Resources of the short-lived job that creates the platform's topics.
+    pub admin_resources: Option<ResourcesLayer>,
+    /// Persistent volume of each node.
+    pub storage: Option<StorageLayer>,
+    /// Topics the platform needs; created when missing.
+    pub topics: Option<TopicsLayer>,
+}
+
+/// Persistent volume settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageLayer {
+    /// Size of each node's volume, e.g. `10Gi`.
+    pub size: Option<Quantity>,
+    /// StorageClass the volumes are provisioned from, e.g. `local-path`.
+    pub storage_class_name: Option<DnsSubdomain>,
+}
+
+/// The platform's topics.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopicsLayer {
+    /// Normalized meter readings written by the bridge.
+    pub telemetry: Option<TopicLayer>,
+    /// Messages the bridge could not decode or map.
+    pub dead_letters: Option<TopicLayer>,
+}
+
+/// One topic.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopicLayer {
+    /// Topic name, e.g. `ehs.telemetry.raw`.
+    pub name: Option<TopicName>,
+    /// Partitions: the upper bound on consumer parallelism. Can only grow.
+    pub partitions: Option<Count>,
+    /// Copies of each partition; at most the number of Kafka nodes.
+    pub replication_factor: Option<Count>,
+    /// Replicas that must acknowledge an `acks=all` write; below the replication factor so one
+    /// replica may be offline.
+    pub min_insync_replicas: Option<Count>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub replicas: Count,
+    pub image: Image,
+    pub resources: Resources,
+    pub admin_resources: Resources,
+    pub storage: Storage,
+    pub topics: Topics,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    pub size: Quantity,
+    pub storage_class_name: DnsSubdomain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topics {
+    pub telemetry: Topic,
+    pub dead_letters: Topic,
+}
+
+impl Topics {
+    pub fn all(&self) -> [&Topic; 2] {
+        [&self.telemetry, &self.dead_letters]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Topic {
+    pub name: TopicName,
+    pub partitions: Count,
+    pub replication_factor: Count,
+    pub min_insync_replicas: Count,
+}
+
+/// The client Service; its name is what every client's bootstrap address starts with.
+pub const CLIENT_SERVICE: &str = "kafka";
+/// Headless Service giving each node the stable DNS name the quorum and clients use.
+pub const QUORUM_SERVICE: &str = "kafka-quorum";
+pub const CLIENT_PORT: u16 = 9092;
+pub const CLIENT_PORT_NAME: &str = "tcp-client";
+pub const CONTROLLER_PORT: u16 = 9093;
+pub const CONTROLLER_PORT_NAME: &str = "tcp-controller";
+const CONFIG_MAP: &str = "kafka-config";
+/// Name of the topic-creating job's application: its ConfigMap, and its Job's name prefix.
+const TOPICS_APP: &str = "kafka-topics";
+/// `appuser` in the official image.
+const KAFKA_UID: i64 = 1000;
+const CONFIG_MOUNT: &str = "/etc/kafka-config";
+const DATA_MOUNT: &str = "/var/lib/kafka/data";
+/// A subdirectory, so the volume's own root (which may hold `lost+found`) is not a log dir.
+const LOG_DIR: &str = "/var/lib/kafka/data/logs";
+/// Kafka's scripts write their own logs under `LOG_DIR`; the root filesystem is read-only.
+const SCRATCH_MOUNT: &str = "/tmp";
+const APPLICATION_LOG_DIR: &str = "/tmp/kafka-logs";
+/// Internal topics (consumer offsets, transactions) never need more copies than this.
+const MAX_INTERNAL_REPLICATION: u32 = 3;
+
+impl Settings {
+    /// `host:port` clients bootstrap from: the client Service in the environment's namespace.
+    pub fn bootstrap_servers(&self, namespace: &DnsLabel) -> String {
+        format!("{CLIENT_SERVICE}.{namespace}.svc:{CLIENT_PORT}")
+    }
+
+    fn node_host(&self, ordinal: u32, namespace: &DnsLabel) -> String {
+        format!("{NAME}-{ordinal}.{QUORUM_SERVICE}.{namespace}.svc")
+    }
+
+    /// `id@host:port` for every controller: each node's ordinal is its node id.
+    pub fn quorum_voters(&self, namespace: &DnsLabel) -> String {
+        (0..self.replicas.get())
+            .map(|ordinal| {
+                format!(
+                    "{ordinal}@{}:{CONTROLLER_PORT}",
+                    self.node_host(ordinal, namespace)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Replication of Kafka's internal topics: as many copies as there are nodes, up to three.
+    fn internal_replication_factor(&self) -> u32 {
+        self.replicas.get().min(MAX_INTERNAL_REPLICATION)
+    }
+
+    /// One copy may be offline when there are at least two.
+    fn internal_min_insync_replicas(&self) -> u32 {
+        self.internal_replication_factor().saturating_sub(1).max(1)
+    }
+}
+
+/// The cluster id every node formats its storage with. Derived from the namespace so it is stable
+/// across renders and distinct per environment: a base64url-encoded 128-bit value, as Kafka's
+/// `Uuid` expects.
+pub fn cluster_id(namespace: &DnsLabel) -> String {
+    let digest = Sha256::digest(format!("ehs-platform/kafka/{namespace}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// JVM heap flags: half the container's memory limit.
+fn heap_options(resources: &Resources) -> String {
+    let heap_mib = (resources.limits.memory.value() / 2.0 / (1024.0 * 1024.0))
+        .floor()
+        .max(64.0);
+    format!("-Xms{heap_mib}m -Xmx{heap_mib}m")
+}
+
+pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>, ComponentError> {
+    let kafka = &platform.kafka;
+    let namespace = &platform.environment.namespace;
+    let app = App {
+        platform,
+        name: NAME,
+        component: NAME,
+    };
+
+    let server_properties = templates.render(
+        "kafka/server.properties.j2",
+        minijinja::context! {
+            quorum_voters => kafka.quorum_voters(namespace),
+            client_port => CLIENT_PORT,
+            controller_port => CONTROLLER_PORT,
+            log_dir => LOG_DIR,
+            default_partitions => kafka.topics.telemetry.partitions.get(),
+            internal_replication_factor => kafka.internal_replication_factor(),
+            internal_min_insync_replicas => kafka.internal_min_insync_replicas(),
+        },
+    )?;
+    let start_script = templates.render(
+        "kafka/start.sh.j2",
+        minijinja::context! {
+            config_mount => CONFIG_MOUNT,
+            quorum_service => QUORUM_SERVICE,
+            namespace => namespace.as_ref(),
+            client_port => CLIENT_PORT,
+            cluster_id => cluster_id(namespace),
+        },
+    )?;
+    let topics_script = templates.render(
+        "kafka/create-topics.sh.j2",
+        minijinja::context! {
+            bootstrap_servers => kafka.bootstrap_servers(namespace),
+            topics => minijinja::value::Serde(kafka.topics.all()),
+        },
+    )?;
+
+    let config_map = ConfigMap {
+        metadata: app.metadata(CONFIG_MAP),
+        data: Some(BTreeMap::from([
+            ("server.properties".to_owned(), server_properties.clone()),
+            ("start.sh".to_owned(), start_script.clone()),
+        ])),
+        ..Default::default()
+    };
+    // The topics job's pods must not match the Kafka Services' or the PDB's selectors.
+    let topics_app = App {
+        platform,
+        name: TOPICS_APP,
+        component: NAME,
+    };
+    let topics_config_map = ConfigMap {
+        metadata: topics_app.metadata(TOPICS_APP),
+        data: Some(BTreeMap::from([(
+            "create-topics.sh".to_owned(),
+            topics_script.clone(),
+        )])),
+        ..Default::default()
+    };
+    let config_checksum = short_hash(&format!("{server_properties}{start_script}"), 16);
+
+    Ok(vec![
+        manifest(NAME, &config_map)?,
+        manifest(NAME, &quorum_service(&app))?,
+        manifest(NAME, &client_service(&app))?,
+        manifest(NAME, &stateful_set(&app, &config_checksum))?,
+        manifest(NAME, &app.one_at_a_time_disruption_budget())?,
+        manifest(NAME, &topics_config_map)?,
+        manifest(NAME, &topics_job(&topics_app, &topics_script))?,
+    ])
+}
+
+fn service_port(name: &str, port: u16) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_owned()),
+        port: i32::from(port),
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..Default::default()
+    }
+}
+
+fn quorum_service(app: &App) -> Service {
+    Service {
+        metadata: app.metadata(QUORUM_SERVICE),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            // Controllers must find each other before any of them is ready: the quorum forms first.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(app.selector_labels()),
+            ports: Some(vec![
+                service_port(CLIENT_PORT_NAME, CLIENT_PORT),
+                service_port(CONTROLLER_PORT_NAME, CONTROLLER_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn client_service(app: &App) -> Service {
+    Service {
+        metadata: app.metadata(CLIENT_SERVICE),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(app.selector_labels()),
+            ports: Some(vec![service_port(CLIENT_PORT_NAME, CLIENT_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn tcp_probe(port_name: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(port_name.to_owned()),
+            host: None,
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(5),
+        ..Default::default()
+    }
+}
+
+fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
+    let kafka = &app.platform.kafka;
+    let (scratch, scratch_mount) = scratch_volume("tmp", SCRATCH_MOUNT);
+    let (config, config_mount) = config_map_volume(CONFIG_MAP, CONFIG_MOUNT);
+    let container = k8s_openapi::api::core::v1::Container {
+        command: Some(vec![
+            "/bin/bash".to_owned(),
+            format!("{CONFIG_MOUNT}/start.sh"),
+        ]),
+        ports: Some(vec![
+            container_port(CLIENT_PORT_NAME, CLIENT_PORT),
+            container_port(CONTROLLER_PORT_NAME, CONTROLLER_PORT),
+        ]),
+        env: Some(vec![
+            pod_field_env_var("POD_NAME", "metadata.name"),
+            env_var("KAFKA_HEAP_OPTS", heap_options(&kafka.resources)),
+            env_var("LOG_DIR", APPLICATION_LOG_DIR),
+        ]),
+        volume_mounts: Some(vec![
+            config_mount,
+            VolumeMount {
+                name: "data".to_owned(),
+                mount_path: DATA_MOUNT.to_owned(),
+                ..Default::default()
+            },
+            scratch_mount,
+        ]),
+        // Log recovery after an unclean stop can take minutes; liveness waits for startup.
+        startup_probe: Some(tcp_probe(CLIENT_PORT_NAME, 10, 60)),
+        readiness_probe: Some(tcp_probe(CLIENT_PORT_NAME, 10, 3)),
+        liveness_probe: Some(tcp_probe(CONTROLLER_PORT_NAME, 20, 3)),
+        ..restricted_container(NAME, kafka.image.to_string(), &kafka.resources)
+    };
+    let volume_claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".to_owned()),
+            labels: Some(app.labels()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: Some(kafka.storage.storage_class_name.to_string()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    kafka.storage.size.to_k8s(),
+                )])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    StatefulSet {
+        metadata: app.metadata(NAME),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(count_i32(kafka.replicas)),
+            service_name: Some(QUORUM_SERVICE.to_owned()),
+            // All voters must start together for the quorum to elect a leader.
+            pod_management_policy: Some("Parallel".to_owned()),
+            selector: app.selector(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(app.labels()),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_CHECKSUM_ANNOTATION.to_owned(),
+                        config_checksum.to_owned(),
+                    )])),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    security_context: Some(restricted_pod_security(KAFKA_UID)),
+                    containers: vec![container],
+                    volumes: Some(vec![config, scratch]),
+                    ..Default::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![volume_claim]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pod-template annotation holding a hash of the configuration, so a config change rolls the pods.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "ehs-platform.io/config-checksum";
+
+fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".to_owned()),
+        ..Default::default()
+    }
+}
+
+pub(super) fn count_i32(count: Count) -> i32 {
+    i32::try_from(count.get()).unwrap_or(i32::MAX)
+}
+
+/// A Job that creates missing topics. Jobs are immutable, so its name carries a hash of what it
+/// does: a changed topic spec or image yields a new Job, an unchanged one is left alone.
+fn topics_job(app: &App, topics_script: &str) -> Job {
+    let kafka = &app.platform.kafka;
+    let image = kafka.image.to_string();
+    let name = format!(
+        "{TOPICS_APP}-{}",
+        short_hash(&format!("{image}\n{topics_script}"), 8)
+    );
+    let (scratch, scratch_mount) = scratch_volume("tmp", SCRATCH_MOUNT);
+    let (config, config_mount) = config_map_volume(TOPICS_APP, CONFIG_MOUNT);
+    let container = k8s_openapi::api::core::v1::Container {
+        command: Some(vec![
+            "/bin/bash".to_owned(),
+            format!("{CONFIG_MOUNT}/create-topics.sh"),
+        ]),
+        env: Some(vec![
+            env_var("KAFKA_HEAP_OPTS", heap_options(&kafka.admin_resources)),
+            env_var("LOG_DIR", APPLICATION_LOG_DIR),
+        ]),
+        volume_mounts: Some(vec![config_mount, scratch_mount]),
+        ..restricted_container("create-topics", image, &kafka.admin_resources)
+    };
+    Job {
+        metadata: app.metadata(&name),
+        spec: Some(JobSpec {
+            backoff_limit: Some(10),
+            active_deadline_seconds: Some(1800),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(app.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("OnFailure".to_owned()),
+                    security_context: Some(restricted_pod_security(KAFKA_UID)),
+                    containers: vec![container],
+                    volumes: Some(vec![config, scratch]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::resolve::tests::{platform, templates};
+
+    fn statefulset_replicas(env: &str) -> (u32, String) {
+        let platform = platform(env);
+        let objects = super::build(&platform, &templates()).unwrap();
+        let statefulset = objects
+            .iter()
+            .find(|o| o.kind() == "StatefulSet")
+            .expect("a StatefulSet");
+        let replicas = statefulset.value["spec"]["replicas"].as_u64().unwrap() as u32;
+        let config = objects.iter().find(|o| o.name() == "kafka-config").unwrap();
+        let properties = config.value["data"]["server.properties"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (replicas, properties)
+    }
+
+    #[test]
+    fn prod_runs_a_three_voter_quorum_with_rf3_and_min_isr_2() {
+        let (replicas, properties) = statefulset_replicas("prod");
+        assert_eq!(replicas, 3);
+        let voters = properties
+            .lines()
+            .find_map(|line| line.strip_prefix("controller.quorum.voters="))
+            .unwrap();
+        assert_eq!(voters.split(',').count(), 3);
+        assert!(
+            voters.starts_with("0@kafka-0.kafka-quorum.ehs-prod.svc:9093,"),
+            "{voters}"
+        );
+        let platform = platform("prod");
+        for topic in platform.kafka.topics.all() {
+            assert_eq!(topic.replication_factor.get(), 3, "{}", topic.name);
+            assert_eq!(topic.min_insync_replicas.get(), 2, "{}", topic.name);
+        }
+        assert!(properties.contains("offsets.topic.replication.factor=3\n"));
+        assert!(properties.contains("transaction.state.log.min.isr=2\n"));
+    }
+
+    #[test]
+    fn dev_runs_one_combined_node_with_rf1() {
+        let (replicas, properties) = statefulset_replicas("dev");
+        assert_eq!(replicas, 1);
+        assert!(properties
+            .contains("controller.quorum.voters=0@kafka-0.kafka-quorum.ehs-dev.svc:9093\n"));
+        assert!(properties.contains("process.roles=broker,controller\n"));
+        for topic in platform("dev").kafka.topics.all() {
+            assert_eq!(topic.replication_factor.get(), 1);
+        }
+    }
+
+    #[test]
+    fn cluster_id_is_a_stable_22_character_kafka_uuid_per_namespace() {
+        let dev = super::cluster_id(&"ehs-dev".into());
+        assert_eq!(dev.len(), 22);
+        assert_eq!(dev, super::cluster_id(&"ehs-dev".into()));
+        assert_ne!(dev, super::cluster_id(&"ehs-prod".into()));
+    }
+
+    #[test]
+    fn topics_job_name_changes_with_the_topic_spec() {
+        let mut platform = platform("dev");
+        let job_name = |platform: &crate::resolve::Platform| {
+            let objects = super::build(platform, &templates()).unwrap();
+            objects
+                .iter()
+                .find(|o| o.kind() == "Job")
+                .unwrap()
+                .name()
+                .to_owned()
+        };
+        let before = job_name(&platform);
+        platform.kafka.topics.telemetry.partitions = 24.into();
+        assert_ne!(before, job_name(&platform));
+    }
+}

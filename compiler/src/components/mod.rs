@@ -1,0 +1,289 @@
+//! The platform's components. Each one turns the resolved model into Kubernetes objects.
+//!
+//! Adding a component: write `components/<name>.rs` (its `Layer`, `Settings` and `build`), add its
+//! `Layer` to `model::Environment`, its `Settings` to `resolve::Platform` and one line to [`ALL`].
+
+pub mod bridge;
+pub mod kafka;
+pub mod namespace;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, PodSecurityContext, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::Manifest;
+use crate::model::Resources;
+use crate::resolve::Platform;
+use crate::templates::{TemplateError, Templates};
+
+/// Every component, in build order. The name is also the folder under `rendered/<env>/`.
+pub const ALL: [Component; 3] = [
+    Component {
+        name: namespace::NAME,
+        build: namespace::build,
+    },
+    Component {
+        name: kafka::NAME,
+        build: kafka::build,
+    },
+    Component {
+        name: bridge::NAME,
+        build: bridge::build,
+    },
+];
+
+pub struct Component {
+    pub name: &'static str,
+    pub build: fn(&Platform, &Templates) -> Result<Vec<Manifest>, ComponentError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("component `{component}`: could not serialise {kind}")]
+    Serialize {
+        component: &'static str,
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Builds every component's objects for one environment.
+pub fn build_all(
+    platform: &Platform,
+    templates: &Templates,
+) -> Result<Vec<Manifest>, ComponentError> {
+    let mut objects = Vec::new();
+    for component in &ALL {
+        objects.extend((component.build)(platform, templates)?);
+    }
+    Ok(objects)
+}
+
+/// Serialises a typed object into the form validation and emission work on.
+fn manifest<K>(component: &'static str, object: &K) -> Result<Manifest, ComponentError>
+where
+    K: k8s_openapi::Resource + Serialize,
+{
+    let value = serde_json::to_value(object).map_err(|source| ComponentError::Serialize {
+        component,
+        kind: K::KIND,
+        source,
+    })?;
+    Ok(Manifest {
+        component: component.to_owned(),
+        value,
+    })
+}
+
+/// The identity of one application inside an environment: its recommended labels and the subset
+/// that selects its pods.
+pub struct App<'a> {
+    pub platform: &'a Platform,
+    /// `app.kubernetes.io/name`, e.g. `kafka`.
+    pub name: &'a str,
+    /// `app.kubernetes.io/component`: the component module that builds it.
+    pub component: &'static str,
+}
+
+pub const PART_OF: &str = "ehs-platform";
+pub const MANAGED_BY: &str = "ehs";
+
+impl App<'_> {
+    /// Labels that select this application's pods; they never change after the first deploy.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), self.name.to_owned()),
+            (
+                "app.kubernetes.io/instance".to_owned(),
+                self.platform.environment.namespace.to_string(),
+            ),
+        ])
+    }
+
+    /// Kubernetes recommended labels.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.extend([
+            (
+                "app.kubernetes.io/component".to_owned(),
+                self.component.to_owned(),
+            ),
+            ("app.kubernetes.io/part-of".to_owned(), PART_OF.to_owned()),
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                MANAGED_BY.to_owned(),
+            ),
+        ]);
+        labels
+    }
+
+    pub fn selector(&self) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(self.selector_labels()),
+            ..Default::default()
+        }
+    }
+
+    /// Metadata of a namespaced object belonging to this application.
+    pub fn metadata(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.platform.environment.namespace.to_string()),
+            labels: Some(self.labels()),
+            ..Default::default()
+        }
+    }
+
+    /// A PodDisruptionBudget letting voluntary disruptions (node drains) take one pod at a time.
+    pub fn one_at_a_time_disruption_budget(&self) -> PodDisruptionBudget {
+        PodDisruptionBudget {
+            metadata: self.metadata(self.name),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(self.selector()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Pod-level settings Pod Security "restricted" requires, for an image's non-root user.
+pub fn restricted_pod_security(uid: i64) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        fs_group: Some(uid),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..Default::default()
+    }
+}
+
+/// Container-level settings Pod Security "restricted" requires, plus a read-only root filesystem.
+pub fn restricted_container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..Default::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
+}
+
+pub fn resource_requirements(resources: &Resources) -> ResourceRequirements {
+    let amounts = |cpu: &crate::model::Quantity, memory: &crate::model::Quantity| {
+        BTreeMap::from([
+            ("cpu".to_owned(), cpu.to_k8s()),
+            ("memory".to_owned(), memory.to_k8s()),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(amounts(&resources.requests.cpu, &resources.requests.memory)),
+        limits: Some(amounts(&resources.limits.cpu, &resources.limits.memory)),
+        ..Default::default()
+    }
+}
+
+/// A writable scratch directory for a container whose root filesystem is read-only.
+pub fn scratch_volume(name: &str, mount_path: &str) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: name.to_owned(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: name.to_owned(),
+            mount_path: mount_path.to_owned(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A ConfigMap mounted read-only as a directory of files.
+pub fn config_map_volume(config_map: &str, mount_path: &str) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: config_map.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: config_map.to_owned(),
+            mount_path: mount_path.to_owned(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+}
+
+/// Environment variable with a literal value.
+pub fn env_var(name: &str, value: impl Into<String>) -> k8s_openapi::api::core::v1::EnvVar {
+    k8s_openapi::api::core::v1::EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// Environment variable filled from a field of the pod itself (downward API).
+pub fn pod_field_env_var(name: &str, field_path: &str) -> k8s_openapi::api::core::v1::EnvVar {
+    use k8s_openapi::api::core::v1::{EnvVarSource, ObjectFieldSelector};
+    k8s_openapi::api::core::v1::EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Hex SHA-256 prefix of some text: pod-template annotations that roll pods when their
+/// configuration changes, and names of objects that must be replaced when their spec changes.
+pub fn short_hash(text: &str, hex_chars: usize) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    hex[..hex_chars.min(hex.len())].to_owned()
+}
+
+/// Common container defaults for our workloads.
+pub fn restricted_container(name: &str, image: String, resources: &Resources) -> Container {
+    Container {
+        name: name.to_owned(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        security_context: Some(restricted_container_security()),
+        resources: Some(resource_requirements(resources)),
+        ..Default::default()
+    }
+}

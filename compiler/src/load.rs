@@ -1,0 +1,203 @@
+//! Reads the repository's inputs: environment files, component defaults and templates.
+//!
+//! YAML errors keep the file, line and column they came from, so every mistake in an input file
+//! is reported where it is.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::components::{bridge, kafka, namespace};
+use crate::model::Environment;
+use crate::templates::{TemplateError, Templates};
+
+pub const ENVIRONMENTS_DIR: &str = "environments";
+pub const COMPONENTS_DIR: &str = "components";
+pub const RENDERED_DIR: &str = "rendered";
+const DEFAULTS_FILE: &str = "defaults.yaml";
+const TEMPLATE_EXTENSION: &str = "j2";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no `{ENVIRONMENTS_DIR}/` directory in {start} or any parent; run inside the repository or pass --root")]
+    RootNotFound { start: PathBuf },
+    #[error("{path}: cannot read")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}\n{snippet}")]
+    Yaml {
+        path: String,
+        line: u64,
+        column: u64,
+        message: String,
+        snippet: String,
+    },
+    #[error("no environment `{name}`; available: {available}")]
+    UnknownEnvironment { name: String, available: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+}
+
+/// The repository checkout the compiler works in.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+/// Every component's defaults, as written in `components/<name>/defaults.yaml`.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub namespace: namespace::Layer,
+    pub kafka: kafka::Layer,
+    pub bridge: bridge::Layer,
+}
+
+/// An environment file, parsed.
+#[derive(Debug, Clone)]
+pub struct EnvironmentFile {
+    /// File stem, e.g. `prod`.
+    pub name: String,
+    /// Path relative to the repository root, for messages.
+    pub path: String,
+    pub environment: Environment,
+}
+
+impl Repo {
+    /// The nearest directory at or above `start` that holds `environments/`.
+    pub fn discover(start: &Path) -> Result<Repo, LoadError> {
+        start
+            .ancestors()
+            .find(|dir| dir.join(ENVIRONMENTS_DIR).is_dir())
+            .map(|root| Repo {
+                root: root.to_path_buf(),
+            })
+            .ok_or_else(|| LoadError::RootNotFound {
+                start: start.to_path_buf(),
+            })
+    }
+
+    pub fn rendered_dir(&self) -> PathBuf {
+        self.root.join(RENDERED_DIR)
+    }
+
+    /// Names of all environments (`environments/*.yaml`), sorted.
+    pub fn environment_names(&self) -> Result<Vec<String>, LoadError> {
+        let dir = self.root.join(ENVIRONMENTS_DIR);
+        let read_error = |source| LoadError::Read {
+            path: ENVIRONMENTS_DIR.to_owned(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(read_error)? {
+            let path = entry.map_err(read_error)?.path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                if let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) {
+                    names.push(stem.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn environment(&self, name: &str) -> Result<EnvironmentFile, LoadError> {
+        let available = self.environment_names()?;
+        if !available.iter().any(|known| known == name) {
+            return Err(LoadError::UnknownEnvironment {
+                name: name.to_owned(),
+                available: available.join(", "),
+            });
+        }
+        let path = format!("{ENVIRONMENTS_DIR}/{name}.yaml");
+        let environment = self.parse(&path)?;
+        Ok(EnvironmentFile {
+            name: name.to_owned(),
+            path,
+            environment,
+        })
+    }
+
+    pub fn defaults(&self) -> Result<Defaults, LoadError> {
+        Ok(Defaults {
+            namespace: self.parse(&defaults_path(namespace::NAME))?,
+            kafka: self.parse(&defaults_path(kafka::NAME))?,
+            bridge: self.parse(&defaults_path(bridge::NAME))?,
+        })
+    }
+
+    /// Every `components/<component>/*.j2`, named `<component>/<file>`.
+    pub fn templates(&self) -> Result<Templates, LoadError> {
+        let mut sources = BTreeMap::new();
+        for component in crate::components::ALL
+            .iter()
+            .map(|component| component.name)
+        {
+            let dir = self.root.join(COMPONENTS_DIR).join(component);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path
+                    .extension()
+                    .is_some_and(|ext| ext == TEMPLATE_EXTENSION)
+                {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    let relative = format!("{COMPONENTS_DIR}/{component}/{file}");
+                    sources.insert(format!("{component}/{file}"), self.read(&relative)?);
+                }
+            }
+        }
+        Ok(Templates::new(sources)?)
+    }
+
+    fn read(&self, relative: &str) -> Result<String, LoadError> {
+        fs::read_to_string(self.root.join(relative)).map_err(|source| LoadError::Read {
+            path: relative.to_owned(),
+            source,
+        })
+    }
+
+    fn parse<T: DeserializeOwned>(&self, relative: &str) -> Result<T, LoadError> {
+        parse_yaml(relative, &self.read(relative)?)
+    }
+}
+
+pub fn defaults_path(component: &str) -> String {
+    format!("{COMPONENTS_DIR}/{component}/{DEFAULTS_FILE}")
+}
+
+/// Parses YAML text; errors carry `path:line:column` and a snippet of the offending line.
+pub fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, LoadError> {
+    serde_saphyr::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .location()
+            .map_or((0, 0), |location| (location.line(), location.column()));
+        let plain = error.render_with_options(serde_saphyr::render_options! {
+            source_name: Some(path),
+            snippets: serde_saphyr::SnippetMode::Off,
+        });
+        // The plain rendering ends with " at line L, column C", which our prefix already says.
+        let message = plain
+            .rsplit_once(" at line ")
+            .map_or(plain.as_str(), |(message, _)| message);
+        let with_snippet = error.render_with_options(serde_saphyr::render_options! {
+            source_name: Some(path),
+        });
+        let snippet = with_snippet
+            .split_once('\n')
+            .map_or("", |(_, snippet)| snippet);
+        LoadError::Yaml {
+            path: path.to_owned(),
+            line: line as u64,
+            column: column as u64,
+            message: message.to_owned(),
+            snippet: snippet.trim_end().to_owned(),
+        }
+    })
+}

@@ -1,0 +1,407 @@
+//! What a platform engineer writes: the environment file and the value types its fields use.
+//!
+//! Every type here checks itself while it is deserialised, so a bad value is reported by the YAML
+//! reader with the file, line and column it came from. The same types produce the JSON Schema of
+//! environment files (`ehs schema`).
+//!
+//! Component settings are *layers*: every field is optional, a component's
+//! `components/<name>/defaults.yaml` fills them all and an environment overrides a few.
+//! `resolve` merges the layers into the complete settings the components build from.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::components::{bridge, kafka, namespace};
+
+/// One environment, e.g. `environments/prod.yaml`: a namespace and what differs there from the
+/// component defaults.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "EHS environment")]
+pub struct Environment {
+    /// Namespace every object of this environment lives in, e.g. `ehs-prod`.
+    pub namespace: DnsLabel,
+    /// DNS domain the environment's public endpoints live under, e.g. `energy.example.com`.
+    pub domain: DnsSubdomain,
+    /// Production environments must meet the high-availability invariants (at least two replicas
+    /// of every stateful component, `minInsyncReplicas` below the replication factor).
+    #[serde(default)]
+    pub production: bool,
+    /// Objects the manifests reference that are created outside this repository (a StorageClass,
+    /// Secrets holding credentials, the MQTT broker's Service until it is modelled here).
+    #[serde(default)]
+    pub provided_externally: Vec<ExternalObject>,
+    /// Overrides of `components/namespace/defaults.yaml`.
+    #[serde(default)]
+    pub namespace_settings: Option<namespace::Layer>,
+    /// Overrides of `components/kafka/defaults.yaml`.
+    #[serde(default)]
+    pub kafka: Option<kafka::Layer>,
+    /// Overrides of `components/bridge/defaults.yaml`.
+    #[serde(default)]
+    pub bridge: Option<bridge::Layer>,
+}
+
+/// An object referenced by name that this repository does not create.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalObject {
+    /// Kubernetes kind, e.g. `Secret`, `StorageClass`, `Service`.
+    pub kind: String,
+    /// Object name; namespaced kinds are looked up in the environment's namespace.
+    pub name: DnsSubdomain,
+}
+
+/// A container image. The tag is separate so an environment can pin a version without repeating
+/// the repository.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageLayer {
+    /// Registry and repository, e.g. `docker.io/apache/kafka`.
+    pub repository: Option<String>,
+    /// Version tag, e.g. `4.1.1`.
+    pub tag: Option<String>,
+}
+
+/// CPU and memory requests and limits; any field may be overridden on its own.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourcesLayer {
+    /// What the scheduler reserves for the container.
+    pub requests: Option<ComputeLayer>,
+    /// The most the container may use.
+    pub limits: Option<ComputeLayer>,
+}
+
+/// An amount of CPU and memory.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComputeLayer {
+    /// CPU, e.g. `500m` or `2`.
+    pub cpu: Option<Quantity>,
+    /// Memory, e.g. `512Mi` or `4Gi`.
+    pub memory: Option<Quantity>,
+}
+
+/// A resolved container image.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Image {
+    pub repository: String,
+    pub tag: String,
+}
+
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+/// Resolved requests and limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resources {
+    pub requests: Compute,
+    pub limits: Compute,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Compute {
+    pub cpu: Quantity,
+    pub memory: Quantity,
+}
+
+/// Reads a string and checks it; the error text becomes part of a `file:line:column` message.
+fn checked_string<'de, D, T>(
+    deserializer: D,
+    check: impl FnOnce(&str) -> Result<(), String>,
+    wrap: impl FnOnce(String) -> T,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    check(&text).map_err(serde::de::Error::custom)?;
+    Ok(wrap(text))
+}
+
+/// Declares a string newtype that validates itself on deserialisation.
+macro_rules! checked_string_type {
+    ($(#[doc = $doc:literal])* $name:ident, $check:path, $schema_pattern:expr) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                checked_string(deserializer, $check, $name)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let description = [$($doc),*].map(str::trim).join(" ");
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": $schema_pattern,
+                    "description": description,
+                })
+            }
+        }
+
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                $name(text.to_owned())
+            }
+        }
+    };
+}
+
+const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+const DNS_SUBDOMAIN_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const QUANTITY_PATTERN: &str =
+    "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$";
+const TOPIC_NAME_PATTERN: &str = "^[a-zA-Z0-9._-]{1,249}$";
+
+checked_string_type!(
+    /// A DNS-1123 label (RFC 1123): lowercase letters, digits and `-`, at most 63 characters,
+    /// starting and ending with a letter or digit. Namespaces and most object names.
+    DnsLabel,
+    check_dns_label,
+    DNS_LABEL_PATTERN
+);
+
+checked_string_type!(
+    /// A DNS-1123 subdomain: dot-separated DNS labels, at most 253 characters.
+    DnsSubdomain,
+    check_dns_subdomain,
+    DNS_SUBDOMAIN_PATTERN
+);
+
+checked_string_type!(
+    /// A Kubernetes resource quantity: a number with an optional suffix, binary (`Ki`, `Mi`,
+    /// `Gi`, `Ti`, `Pi`, `Ei`), decimal (`n`, `u`, `m`, `k`, `M`, `G`, `T`, `P`, `E`) or an
+    /// exponent (`e3`); e.g. `500m`, `2`, `512Mi`, `10Gi`.
+    Quantity,
+    check_quantity,
+    QUANTITY_PATTERN
+);
+
+checked_string_type!(
+    /// A Kafka topic name: 1 to 249 characters from `a-z A-Z 0-9 . _ -`.
+    TopicName,
+    check_topic_name,
+    TOPIC_NAME_PATTERN
+);
+
+fn check_dns_label(text: &str) -> Result<(), String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid DNS label: use 1 to 63 lowercase letters, digits or `-`, \
+             starting and ending with a letter or digit (e.g. `ehs-prod`)"
+        ))
+    }
+}
+
+fn check_dns_subdomain(text: &str) -> Result<(), String> {
+    let valid = text.len() <= 253 && text.split('.').all(|label| check_dns_label(label).is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid DNS subdomain: use dot-separated labels of lowercase \
+             letters, digits or `-`, at most 253 characters (e.g. `energy.example.com`)"
+        ))
+    }
+}
+
+fn check_topic_name(text: &str) -> Result<(), String> {
+    let valid = !text.is_empty()
+        && text.len() <= 249
+        && text != "."
+        && text != ".."
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid Kafka topic name: use 1 to 249 characters from \
+             `a-z A-Z 0-9 . _ -` (e.g. `ehs.telemetry.raw`)"
+        ))
+    }
+}
+
+fn check_quantity(text: &str) -> Result<(), String> {
+    parse_quantity(text).map(|_| ()).ok_or_else(|| {
+        format!(
+            "`{text}` is not a valid quantity: use a number with an optional suffix, binary \
+             (Ki, Mi, Gi, Ti, Pi, Ei), decimal (m, k, M, G, T, P, E) or an exponent (e3), \
+             e.g. `500m`, `512Mi`, `10Gi`"
+        )
+    })
+}
+
+/// The value of a quantity in base units (bytes, cores), or `None` if it is not a quantity.
+fn parse_quantity(text: &str) -> Option<f64> {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let number_len = unsigned
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (number, suffix) = unsigned.split_at(number_len);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let multiplier = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        exponent => {
+            let digits = exponent.strip_prefix(['e', 'E'])?;
+            let unsigned_digits = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+            if unsigned_digits.is_empty() || !unsigned_digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            10f64.powi(digits.parse().ok()?)
+        }
+    };
+    let sign = if text.starts_with('-') { -1.0 } else { 1.0 };
+    Some(sign * value * multiplier)
+}
+
+impl Quantity {
+    /// Value in base units (bytes for memory, cores for CPU).
+    pub fn value(&self) -> f64 {
+        // Only validated text reaches a `Quantity`, so parsing cannot fail here.
+        parse_quantity(&self.0).unwrap_or_default()
+    }
+
+    pub fn to_k8s(&self) -> k8s_openapi::apimachinery::pkg::api::resource::Quantity {
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity(self.0.clone())
+    }
+}
+
+/// A count that must be at least one: replicas, partitions, replication factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Count(u32);
+
+impl Count {
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Read as i64 so a negative number gets a message saying what is valid instead of
+        // "invalid u32".
+        let number = i64::deserialize(deserializer)?;
+        match u32::try_from(number) {
+            Ok(count) if count >= 1 => Ok(Count(count)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{number} is not a valid count: use a whole number from 1 to {}",
+                u32::MAX
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for Count {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Count".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": u32::MAX,
+            "description": "A whole number, at least 1.",
+        })
+    }
+}
+
+#[cfg(test)]
+impl From<u32> for Count {
+    fn from(count: u32) -> Self {
+        Count(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        for valid in ["1", "500m", "0.5", "10Gi", "1e3", "2E-2", ".5", "+1k"] {
+            assert!(check_quantity(valid).is_ok(), "{valid}");
+        }
+        for invalid in ["10Gx", "", "Gi", "1.2.3", "10 Gi", "1e", "10gi", "."] {
+            assert!(check_quantity(invalid).is_err(), "{invalid}");
+        }
+        assert_eq!(parse_quantity("2Gi"), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(parse_quantity("500m"), Some(0.5));
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(check_dns_label("ehs-prod").is_ok());
+        for invalid in ["", "EHS", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(check_dns_label(invalid).is_err(), "{invalid}");
+        }
+        assert!(check_dns_subdomain("energy.example.com").is_ok());
+        assert!(check_dns_subdomain("energy..com").is_err());
+    }
+}

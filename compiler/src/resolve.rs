@@ -1,0 +1,229 @@
+//! Merges each component's defaults with the environment's overrides into complete settings, and
+//! derives what validation needs to know about the platform.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::components::{bridge, kafka, namespace};
+use crate::load::{defaults_path, Defaults, EnvironmentFile};
+use crate::model::{DnsLabel, DnsSubdomain, ExternalObject};
+use crate::validate::{self, KafkaFacts, PlatformFacts, TopicFacts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(
+        "{defaults_file}: `{field}` has no value; give it a default there (environments may \
+         override it in `{environment_file}`)"
+    )]
+    Incomplete {
+        defaults_file: String,
+        environment_file: String,
+        field: String,
+    },
+    #[error("{file}: {component} settings could not be combined")]
+    Internal {
+        file: String,
+        component: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One environment, fully resolved: everything the components build from.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub environment: EnvironmentInfo,
+    pub namespace: namespace::Settings,
+    pub kafka: kafka::Settings,
+    pub bridge: bridge::Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentInfo {
+    /// File stem of the environment file, e.g. `prod`.
+    pub name: String,
+    pub namespace: DnsLabel,
+    pub domain: DnsSubdomain,
+    pub production: bool,
+    pub provided_externally: Vec<ExternalObject>,
+}
+
+pub fn resolve(file: &EnvironmentFile, defaults: &Defaults) -> Result<Platform, ResolveError> {
+    let environment = &file.environment;
+    Ok(Platform {
+        environment: EnvironmentInfo {
+            name: file.name.clone(),
+            namespace: environment.namespace.clone(),
+            domain: environment.domain.clone(),
+            production: environment.production,
+            provided_externally: environment.provided_externally.clone(),
+        },
+        namespace: layered(
+            namespace::NAME,
+            file,
+            &defaults.namespace,
+            environment.namespace_settings.as_ref(),
+        )?,
+        kafka: layered(
+            kafka::NAME,
+            file,
+            &defaults.kafka,
+            environment.kafka.as_ref(),
+        )?,
+        bridge: layered(
+            bridge::NAME,
+            file,
+            &defaults.bridge,
+            environment.bridge.as_ref(),
+        )?,
+    })
+}
+
+/// Overlays an environment's layer on a component's defaults: maps merge key by key, anything
+/// else set in the environment replaces the default, and unset (`null`) fields keep it.
+fn layered<L: Serialize, S: DeserializeOwned>(
+    component: &'static str,
+    file: &EnvironmentFile,
+    defaults: &L,
+    overrides: Option<&L>,
+) -> Result<S, ResolveError> {
+    let internal = |source| ResolveError::Internal {
+        file: file.path.clone(),
+        component,
+        source,
+    };
+    let mut merged = serde_json::to_value(defaults).map_err(internal)?;
+    if let Some(overrides) = overrides {
+        overlay(
+            &mut merged,
+            serde_json::to_value(overrides).map_err(internal)?,
+        );
+    }
+    serde_path_to_error::deserialize(merged).map_err(|error| ResolveError::Incomplete {
+        defaults_file: defaults_path(component),
+        environment_file: file.path.clone(),
+        field: missing_field(&error),
+    })
+}
+
+/// The dotted path of the field that is missing, e.g. `storage.size`.
+fn missing_field(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let parent = error.path().to_string();
+    let message = error.inner().to_string();
+    let field = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or(&message);
+    if parent == "." {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn overlay(base: &mut Value, top: Value) {
+    match (base, top) {
+        (_, Value::Null) => {}
+        (Value::Object(base), Value::Object(top)) => {
+            for (key, value) in top {
+                overlay(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+/// What validation needs to know beyond the objects themselves.
+pub fn facts(platform: &Platform) -> PlatformFacts {
+    let kafka = &platform.kafka;
+    PlatformFacts {
+        environment: platform.environment.name.clone(),
+        production: platform.environment.production,
+        kafka: KafkaFacts {
+            // Combined mode: every node is a broker and a controller voter.
+            brokers: kafka.replicas.get(),
+            controller_voters: kafka.replicas.get(),
+            topics: kafka
+                .topics
+                .all()
+                .into_iter()
+                .map(|topic| TopicFacts {
+                    name: topic.name.to_string(),
+                    partitions: topic.partitions.get(),
+                    replication_factor: topic.replication_factor.get(),
+                    min_insync_replicas: topic.min_insync_replicas.get(),
+                })
+                .collect(),
+        },
+        provided_externally: platform
+            .environment
+            .provided_externally
+            .iter()
+            .map(|object| validate::ExternalObject {
+                kind: object.kind.clone(),
+                name: object.name.to_string(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::load::Repo;
+    use crate::templates::Templates;
+
+    pub fn repo() -> Repo {
+        Repo {
+            root: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        }
+    }
+
+    /// The committed environment, resolved against the committed defaults.
+    pub fn platform(name: &str) -> Platform {
+        let repo = repo();
+        resolve(&repo.environment(name).unwrap(), &repo.defaults().unwrap()).unwrap()
+    }
+
+    pub fn templates() -> Templates {
+        repo().templates().unwrap()
+    }
+
+    #[test]
+    fn environment_overrides_only_what_it_sets() {
+        let dev = platform("dev");
+        let prod = platform("prod");
+        assert_eq!(prod.kafka.replicas.get(), 3);
+        assert_eq!(dev.kafka.replicas.get(), 1);
+        // Set only in the defaults, so both environments share it.
+        assert_eq!(prod.kafka.image.repository, dev.kafka.image.repository);
+        assert_eq!(prod.bridge.mqtt.share_group, dev.bridge.mqtt.share_group);
+    }
+
+    #[test]
+    fn overlay_merges_maps_and_replaces_everything_else() {
+        let mut base = serde_json::json!({"a": {"b": 1, "c": 2}, "list": [1, 2], "keep": true});
+        overlay(
+            &mut base,
+            serde_json::json!({"a": {"c": 3}, "list": [9], "keep": null}),
+        );
+        assert_eq!(
+            base,
+            serde_json::json!({"a": {"b": 1, "c": 3}, "list": [9], "keep": true})
+        );
+    }
+
+    #[test]
+    fn a_setting_without_default_names_the_defaults_file_and_field() {
+        let repo = repo();
+        let mut defaults = repo.defaults().unwrap();
+        defaults.kafka.storage.as_mut().unwrap().size = None;
+        let error = resolve(&repo.environment("dev").unwrap(), &defaults).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "components/kafka/defaults.yaml: `storage.size` has no value; give it a default \
+             there (environments may override it in `environments/dev.yaml`)"
+        );
+    }
+}
