@@ -1,5 +1,7 @@
 //! Structured logs: JSON for clusters, text for people.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -21,7 +23,8 @@ pub fn init(format: LogFormat, directives: &str) -> Result<(), LoggingError> {
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = match format {
         LogFormat::Json => builder

@@ -556,6 +556,7 @@ impl MqttLoop {
     fn drain_step(&mut self) -> bool {
         let connected = self.connected;
         let in_flight = self.shared.tracker().len();
+        let all_acknowledged = self.shared.all_acknowledged();
         let subscriptions = self.subscriptions.clone();
         let Some(drain) = &mut self.drain else {
             return false;
@@ -585,7 +586,7 @@ impl MqttLoop {
             return false;
         }
         let quiet = drain.last_message.elapsed() >= DRAIN_QUIET;
-        let done = drain.unsubacks_pending == 0 && in_flight == 0 && quiet;
+        let done = drain.unsubacks_pending == 0 && all_acknowledged && quiet;
         if done || timed_out {
             if timed_out && !done {
                 tracing::warn!(
@@ -677,6 +678,7 @@ pub async fn run_acknowledger(
                 queued.pop_front();
                 shared.metrics.acked.inc();
             }
+            shared.set_acks_waiting(queued.len());
             (blocked, generation, tracker.len())
         };
         shared.window.add_permits(released.len());

@@ -1,6 +1,6 @@
 //! State shared by the MQTT loop, the Kafka delivery thread, the acknowledger and the HTTP server.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub struct Shared {
     kafka_ok_at: AtomicU64,
     loop_heartbeat: AtomicU64,
     tasks_failed: AtomicBool,
+    /// Acks released from the tracker but not yet handed to the MQTT client.
+    acks_waiting: AtomicUsize,
 }
 
 impl Shared {
@@ -46,6 +48,7 @@ impl Shared {
             kafka_ok_at: AtomicU64::new(0),
             loop_heartbeat: AtomicU64::new(1),
             tasks_failed: AtomicBool::new(false),
+            acks_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -103,6 +106,15 @@ impl Shared {
 
     pub fn task_failed(&self) {
         self.tasks_failed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_acks_waiting(&self, count: usize) {
+        self.acks_waiting.store(count, Ordering::SeqCst);
+    }
+
+    /// Nothing taken is left unacknowledged: no slot in the tracker, no ack waiting to be queued.
+    pub fn all_acknowledged(&self) -> bool {
+        self.tracker().is_empty() && self.acks_waiting.load(Ordering::SeqCst) == 0
     }
 
     pub fn start_draining(&self) -> bool {
