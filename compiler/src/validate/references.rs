@@ -196,28 +196,50 @@ fn check_service(service: &Manifest, inventory: &Inventory, report: &mut Report)
         let Some(port_name) = port.get("targetPort").and_then(Value::as_str) else {
             continue;
         };
-        for template in &selected {
-            let declared = declared_port_names(template);
-            if !declared.contains(port_name) {
-                let reason = format!(
-                    "no container of {} declares a port named `{port_name}` (declared: {})",
-                    object_label(template.manifest),
-                    if declared.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        declared.into_iter().collect::<Vec<_>>().join(", ")
-                    }
-                );
-                report.object(
-                    service,
-                    FieldPath::of("spec")
-                        .key("ports")
-                        .index(index)
-                        .key("targetPort"),
-                    reason,
-                );
-            }
+        let field = FieldPath::of("spec")
+            .key("ports")
+            .index(index)
+            .key("targetPort");
+        let (serving, not_serving): (Vec<&&PodTemplate>, Vec<&&PodTemplate>) = selected
+            .iter()
+            .partition(|template| declared_port_names(template).contains(port_name));
+        if serving.is_empty() {
+            let declared: Vec<String> = selected
+                .iter()
+                .map(|template| {
+                    let names: Vec<&str> = declared_port_names(template).into_iter().collect();
+                    format!(
+                        "{} declares {}",
+                        object_label(template.manifest),
+                        list_or_none(&names)
+                    )
+                })
+                .collect();
+            let reason = format!(
+                "no selected pod declares a container port named `{port_name}` ({})",
+                declared.join("; ")
+            );
+            report.object(service, field, reason);
+            continue;
         }
+        // Pods without the port get no endpoint for it, but a selector that also catches them
+        // (e.g. a Job sharing the component's labels) is broader than intended.
+        for template in not_serving {
+            let reason = format!(
+                "the selector also matches the pods of {}, which declare no port `{port_name}`; \
+                 narrow the selector (e.g. with app.kubernetes.io/component) to the pods that serve it",
+                object_label(template.manifest)
+            );
+            report.object(service, field.clone(), reason);
+        }
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -464,11 +486,7 @@ fn check_pod_references(template: &PodTemplate, inventory: &Inventory, report: &
                 let known: Vec<&str> = volume_names.iter().copied().collect();
                 let reason = format!(
                     "mounts volume `{name}`, which the pod does not define (defined: {})",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
+                    list_or_none(&known)
                 );
                 report.object(
                     manifest,
@@ -599,11 +617,7 @@ fn missing_key_reason(kind: &str, name: &str, key: &str, target: &Manifest) -> S
     let keys: Vec<&str> = data_keys(target).into_iter().collect();
     format!(
         "{kind} `{name}` has no key `{key}` (keys: {})",
-        if keys.is_empty() {
-            "none".to_owned()
-        } else {
-            keys.join(", ")
-        }
+        list_or_none(&keys)
     )
 }
 
@@ -661,10 +675,44 @@ mod tests {
             (object.as_str(), field.as_str()),
             ("kafka/Service/kafka", "spec.ports[0].targetPort")
         );
-        assert_eq!(reason, "no container of kafka/StatefulSet/kafka declares a port named `clinet` (declared: client, controller)");
+        assert_eq!(reason, "no selected pod declares a container port named `clinet` (kafka/StatefulSet/kafka declares client, controller)");
         // Numeric target ports need no declaration.
         let objects = changed("Service", "kafka", "/spec/ports/0/targetPort", json!(9092));
         assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+    }
+
+    #[test]
+    fn a_selector_that_also_catches_pods_without_the_port_is_too_broad() {
+        let mut objects = good_environment();
+        let mut job = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "kafka-topics", "namespace": NAMESPACE},
+            "spec": {"template": {"metadata": {"labels": kafka_statefulset()["spec"]["template"]["metadata"]["labels"].clone()},
+                                  "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "topics"}]}}},
+        });
+        job["spec"]["template"]["spec"]["containers"][0]["image"] = json!("apache/kafka:4.1.0");
+        objects.push(Manifest {
+            component: "kafka".into(),
+            value: job,
+        });
+        let found = findings(&objects, &prod_facts());
+        let places: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(object, field, _)| (object.as_str(), field.as_str()))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("kafka/Service/kafka", "spec.ports[0].targetPort"),
+                ("kafka/Service/kafka-headless", "spec.ports[0].targetPort"),
+                ("kafka/Service/kafka-headless", "spec.ports[1].targetPort"),
+            ]
+        );
+        assert_eq!(
+            found[0].2,
+            "the selector also matches the pods of kafka/Job/kafka-topics, which declare no port `client`; \
+             narrow the selector (e.g. with app.kubernetes.io/component) to the pods that serve it"
+        );
     }
 
     #[test]

@@ -626,6 +626,95 @@ mod tests {
         assert_eq!(is_namespaced("example.com/v1", "Widget"), None);
     }
 
+    /// What the compiler really emits: typed k8s-openapi objects, serialised.
+    #[test]
+    fn typed_k8s_openapi_objects_pass_after_serialisation() {
+        use k8s_openapi::api::core::v1::{
+            Container, PodSpec, PodTemplateSpec, ResourceRequirements, ServicePort, ServiceSpec,
+        };
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+        let labels: BTreeMap<String, String> =
+            [("app.kubernetes.io/name".to_owned(), "kafka".to_owned())].into();
+        let metadata = ObjectMeta {
+            name: Some("kafka".into()),
+            namespace: Some(NAMESPACE.into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        let quantities = |cpu: &str, memory: &str| {
+            Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(cpu.into())),
+                ("memory".to_owned(), Quantity(memory.into())),
+            ]))
+        };
+        let statefulset = apps::v1::StatefulSet {
+            metadata: metadata.clone(),
+            spec: Some(apps::v1::StatefulSetSpec {
+                replicas: Some(3),
+                service_name: Some("kafka-headless".into()),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
+                    ..Default::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels.clone()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "kafka".into(),
+                            image: Some("apache/kafka:4.1.0".into()),
+                            resources: Some(ResourceRequirements {
+                                requests: quantities("500m", "1Gi"),
+                                limits: quantities("2", "1Gi"),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let service = core::v1::Service {
+            metadata,
+            spec: Some(ServiceSpec {
+                selector: Some(labels),
+                ports: Some(vec![
+                    ServicePort {
+                        name: Some("client".into()),
+                        port: 9092,
+                        target_port: Some(IntOrString::String("client".into())),
+                        ..Default::default()
+                    },
+                    ServicePort {
+                        name: Some("metrics".into()),
+                        port: 9100,
+                        target_port: Some(IntOrString::Int(9100)),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for value in [
+            serde_json::to_value(&statefulset),
+            serde_json::to_value(&service),
+        ] {
+            let Ok(value) = value else {
+                panic!("serialisation failed: {value:?}")
+            };
+            assert_eq!(findings_for(value.clone()), Vec::new(), "{value}");
+        }
+    }
+
     #[test]
     fn edit_distance_counts_single_character_edits() {
         assert_eq!(edit_distance("serviceName", "serviceName"), 0);
