@@ -129,6 +129,15 @@ pub(super) fn is_namespaced(api_version: &str, kind: &str) -> Option<bool> {
         .map(|registered| registered.definition.namespaced)
 }
 
+/// Like [`is_namespaced`], for references that name only a kind (`roleRef`, `scaleTargetRef`,
+/// external objects). No two registered kinds share a name across scopes.
+pub(super) fn kind_is_namespaced(kind: &str) -> Option<bool> {
+    registry()
+        .iter()
+        .find(|((_, known), _)| *known == kind)
+        .map(|(_, registered)| registered.definition.namespaced)
+}
+
 pub(super) fn check(objects: &[Manifest], report: &mut Report) {
     for manifest in objects {
         check_object(manifest, report);
@@ -624,6 +633,8 @@ mod tests {
         assert_eq!(is_namespaced("v1", "Namespace"), Some(false));
         assert_eq!(is_namespaced("apps/v1", "StatefulSet"), Some(true));
         assert_eq!(is_namespaced("example.com/v1", "Widget"), None);
+        assert_eq!(kind_is_namespaced("StorageClass"), Some(false));
+        assert_eq!(kind_is_namespaced("Secret"), Some(true));
     }
 
     /// What the compiler really emits: typed k8s-openapi objects, serialised.
