@@ -365,7 +365,8 @@ fn is_plain_safe(text: &str) -> bool {
     let number_like = text
         .chars()
         .all(|c| c.is_ascii_hexdigit() || "+-._:xXoO".contains(c));
-    !(first.is_ascii_digit() && number_like) && !looks_like_exponent_float(text)
+    let numeric = first.is_ascii_digit() && number_like;
+    !numeric && !looks_like_exponent_float(text)
 }
 
 /// `1e3`, `2E-5`: floats in YAML 1.2 despite holding a letter.

@@ -194,10 +194,26 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Load
             .map_or("", |(_, snippet)| snippet);
         LoadError::Yaml {
             path: path.to_owned(),
-            line: line as u64,
-            column: column as u64,
-            message: message.to_owned(),
+            line,
+            column,
+            message: with_hint(message),
             snippet: snippet.trim_end().to_owned(),
         }
     })
+}
+
+/// The YAML reader's terse type errors, completed with what would be valid.
+fn with_hint(message: &str) -> String {
+    let hint = match message {
+        "invalid boolean" => Some("use `true` or `false`"),
+        "expected string scalar" => Some("expected a single text value, not a list or a map"),
+        "invalid u16" => Some("use a whole number from 0 to 65535"),
+        "invalid u32" | "invalid u64" => Some("use a whole number of 0 or more"),
+        "invalid i32" | "invalid i64" => Some("use a whole number"),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("{message}: {hint}"),
+        None => message.to_owned(),
+    }
 }

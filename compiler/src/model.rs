@@ -344,16 +344,54 @@ impl fmt::Display for Count {
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Read as i64 so a negative number gets a message saying what is valid instead of
-        // "invalid u32".
-        let number = i64::deserialize(deserializer)?;
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
+/// Accepts any scalar so that a negative number or a word gets a message saying what is valid
+/// instead of the reader's "invalid u32".
+struct CountVisitor;
+
+impl CountVisitor {
+    fn invalid<E: serde::de::Error>(got: impl fmt::Display) -> E {
+        E::custom(format!(
+            "{got} is not a valid count: use a whole number from 1 to {}",
+            u32::MAX
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for CountVisitor {
+    type Value = Count;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(formatter, "a whole number from 1 to {}", u32::MAX)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Count, E> {
         match u32::try_from(number) {
             Ok(count) if count >= 1 => Ok(Count(count)),
-            _ => Err(serde::de::Error::custom(format!(
-                "{number} is not a valid count: use a whole number from 1 to {}",
-                u32::MAX
-            ))),
+            _ => Err(Self::invalid(number)),
         }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Count, E> {
+        match u64::try_from(number) {
+            Ok(number) => self.visit_u64(number),
+            Err(_) => Err(Self::invalid(number)),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Count, E> {
+        Err(Self::invalid(number))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Count, E> {
+        Err(Self::invalid(format_args!("`{text}`")))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Count, E> {
+        Err(Self::invalid(flag))
     }
 }
 

@@ -100,6 +100,8 @@ fn layered<L: Serialize, S: DeserializeOwned>(
             serde_json::to_value(overrides).map_err(internal)?,
         );
     }
+    // An unset field serialises as null; dropping it makes serde report it as missing.
+    remove_nulls(&mut merged);
     serde_path_to_error::deserialize(merged).map_err(|error| ResolveError::Incomplete {
         defaults_file: defaults_path(component),
         environment_file: file.path.clone(),
@@ -119,6 +121,17 @@ fn missing_field(error: &serde_path_to_error::Error<serde_json::Error>) -> Strin
         field.to_owned()
     } else {
         format!("{parent}.{field}")
+    }
+}
+
+fn remove_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, entry| !entry.is_null());
+            map.values_mut().for_each(remove_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_nulls),
+        _ => {}
     }
 }
 

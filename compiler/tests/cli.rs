@@ -1,0 +1,377 @@
+//! End-to-end tests of the `ehs` binary. Each test works on a temporary copy of the repository's
+//! inputs and committed `rendered/`, so the real checkout is never written.
+
+// A failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use predicates::prelude::*;
+
+const EXIT_FINDINGS: i32 = 1;
+const EXIT_ERROR: i32 = 2;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A scratch copy of `environments/`, `components/` and `rendered/`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["environments", "components", "rendered"] {
+            copy_tree(&repo_root().join(sub), &dir.path().join(sub));
+        }
+        Scratch { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn ehs(&self) -> assert_cmd::Command {
+        let mut command = cargo_bin_cmd!("ehs");
+        command.arg("--root").arg(self.root());
+        command
+    }
+
+    /// Replaces the first occurrence of `from` in an input file.
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.root().join(file);
+        let text = fs::read_to_string(&path).expect("read input");
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        fs::write(&path, text.replacen(from, to, 1)).expect("write input");
+    }
+
+    fn rendered(&self) -> BTreeMap<String, Vec<u8>> {
+        read_tree(&self.root().join("rendered"))
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, files);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .display()
+                    .to_string();
+                files.insert(relative, fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(root, root, &mut files);
+    files
+}
+
+/// Each class of bad input: exit 2, a message naming file:line:column and what is valid, and
+/// `rendered/` left exactly as it was.
+#[test]
+fn bad_inputs_name_file_line_and_column_and_write_nothing() {
+    let cases = [
+        (
+            "unknown key",
+            "  replicas: 3",
+            "  replcas: 3",
+            "environments/prod.yaml:15:3: unknown field `replcas`, expected one of replicas",
+        ),
+        (
+            "wrong type",
+            "production: true",
+            "production: maybe",
+            "environments/prod.yaml:6:13: invalid boolean: use `true` or `false`",
+        ),
+        (
+            "wrong type (count)",
+            "  replicas: 3",
+            "  replicas: three",
+            "environments/prod.yaml:15:13: `three` is not a valid count",
+        ),
+        (
+            "invalid quantity",
+            "    size: 50Gi",
+            "    size: 10Gx",
+            "environments/prod.yaml:24:11: `10Gx` is not a valid quantity",
+        ),
+        (
+            "invalid DNS name",
+            "namespace: ehs-prod",
+            "namespace: EHS_Prod",
+            "environments/prod.yaml:4:12: `EHS_Prod` is not a valid DNS label",
+        ),
+        (
+            "negative replicas",
+            "  replicas: 3",
+            "  replicas: -1",
+            "environments/prod.yaml:15:13: -1 is not a valid count: use a whole number from 1",
+        ),
+    ];
+    for (class, from, to, expected) in cases {
+        let scratch = Scratch::new();
+        let before = scratch.rendered();
+        scratch.edit("environments/prod.yaml", from, to);
+        for args in [
+            &["render", "--env", "prod"][..],
+            &["render", "--all"],
+            &["validate"],
+            &["diff", "--env", "prod"],
+        ] {
+            scratch
+                .ehs()
+                .args(args)
+                .assert()
+                .code(EXIT_ERROR)
+                .stderr(predicate::str::contains(expected))
+                .stdout(predicate::str::is_empty());
+        }
+        assert!(scratch.rendered() == before, "{class}: rendered/ changed");
+    }
+}
+
+#[test]
+fn bad_component_defaults_are_reported_in_the_defaults_file() {
+    let scratch = Scratch::new();
+    let before = scratch.rendered();
+    scratch.edit(
+        "components/kafka/defaults.yaml",
+        "  memory: 256Mi",
+        "  memory: lots",
+    );
+    scratch
+        .ehs()
+        .arg("render")
+        .assert()
+        .code(EXIT_ERROR)
+        .stderr(predicate::str::contains(
+            "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
+        ));
+    assert!(scratch.rendered() == before);
+}
+
+#[test]
+fn unknown_environment_lists_the_known_ones() {
+    Scratch::new()
+        .ehs()
+        .args(["render", "--env", "staging"])
+        .assert()
+        .code(EXIT_ERROR)
+        .stderr(predicate::str::contains(
+            "no environment `staging`; available: dev, prod",
+        ));
+}
+
+/// The committed `rendered/` is the golden output: a fresh render must reproduce it byte for byte.
+#[test]
+fn committed_rendered_tree_is_what_a_fresh_render_produces() {
+    let scratch = Scratch::new();
+    let committed = scratch.rendered();
+    scratch.ehs().args(["render", "--all"]).assert().success();
+    let fresh = scratch.rendered();
+    assert_eq!(
+        committed.keys().collect::<Vec<_>>(),
+        fresh.keys().collect::<Vec<_>>()
+    );
+    for (path, content) in &committed {
+        assert!(
+            fresh[path] == *content,
+            "{path} differs from a fresh render: run `ehs render`"
+        );
+    }
+}
+
+#[test]
+fn rendering_twice_gives_the_same_bytes() {
+    let scratch = Scratch::new();
+    scratch.ehs().arg("render").assert().success();
+    let first = scratch.rendered();
+    scratch.ehs().arg("render").assert().success();
+    assert!(first == scratch.rendered());
+}
+
+#[test]
+fn check_passes_on_the_committed_tree_and_fails_with_a_diff_when_stale() {
+    let scratch = Scratch::new();
+    scratch.ehs().args(["render", "--check"]).assert().success();
+
+    scratch.edit(
+        "environments/prod.yaml",
+        "bridge:\n  replicas: 3",
+        "bridge:\n  replicas: 5",
+    );
+    let before = scratch.rendered();
+    scratch
+        .ehs()
+        .args(["render", "--check"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "bridge: 0 added, 1 changed, 0 removed",
+        ))
+        .stdout(predicate::str::contains("-  replicas: 3\n+  replicas: 5\n"))
+        .stderr(predicate::str::contains("rendered/ is stale"));
+    assert!(scratch.rendered() == before, "--check must not write");
+}
+
+#[test]
+fn files_no_longer_produced_are_removed() {
+    let scratch = Scratch::new();
+    let rendered = scratch.root().join("rendered");
+    fs::write(
+        rendered.join("prod/kafka/configmap-retired.yaml"),
+        "kind: ConfigMap\n",
+    )
+    .unwrap();
+    copy_tree(&rendered.join("dev"), &rendered.join("retired-env"));
+    scratch
+        .ehs()
+        .args(["render", "--check"])
+        .assert()
+        .code(EXIT_FINDINGS);
+    scratch.ehs().arg("render").assert().success();
+    assert!(!rendered.join("prod/kafka/configmap-retired.yaml").exists());
+    assert!(!rendered.join("retired-env").exists());
+    scratch.ehs().args(["render", "--check"]).assert().success();
+}
+
+#[test]
+fn validation_findings_fail_render_without_writing() {
+    let scratch = Scratch::new();
+    let before = scratch.rendered();
+    scratch.edit(
+        "environments/prod.yaml",
+        "      replicationFactor: 3",
+        "      replicationFactor: 5",
+    );
+    scratch
+        .ehs()
+        .arg("validate")
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stderr(predicate::str::contains("prod: "));
+    scratch
+        .ehs()
+        .arg("render")
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stderr(predicate::str::contains("replicationFactor"))
+        .stderr(predicate::str::contains("nothing written"));
+    assert!(scratch.rendered() == before);
+}
+
+#[test]
+fn diff_exit_codes_and_summary() {
+    let scratch = Scratch::new();
+    scratch
+        .ehs()
+        .args(["diff", "--env", "prod"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no differences"));
+
+    scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 80Gi");
+    scratch
+        .ehs()
+        .args(["diff", "--env", "prod", "--colour", "never"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::starts_with(
+            "rendered/prod → fresh render of prod:\n  kafka: 0 added, 1 changed, 0 removed\n",
+        ))
+        .stdout(predicate::str::contains(
+            "-          storage: 50Gi\n+          storage: 80Gi",
+        ))
+        .stdout(predicate::str::contains("\x1b[").not());
+
+    scratch
+        .ehs()
+        .args(["diff", "--env", "nope"])
+        .assert()
+        .code(EXIT_ERROR);
+}
+
+#[test]
+fn diff_between_environments_ignores_their_namespaces() {
+    let scratch = Scratch::new();
+    let assert = scratch
+        .ehs()
+        .args(["diff", "dev", "prod"])
+        .assert()
+        .code(EXIT_FINDINGS);
+    let output = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        output.contains("-  replicas: 1\n+  replicas: 3\n"),
+        "{output}"
+    );
+    // Namespaces are normalised: the Namespace objects are compared with each other (they differ
+    // only in their domain), not reported as one added and one removed.
+    assert!(
+        output.contains("  namespace: 0 added, 1 changed, 0 removed\n"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("ehs-dev") && !output.contains("ehs-prod"),
+        "{output}"
+    );
+    scratch.ehs().args(["diff", "dev", "dev"]).assert().code(0);
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let committed =
+        fs::read_to_string(repo_root().join("environments/environment.schema.json")).unwrap();
+    cargo_bin_cmd!("ehs")
+        .arg("schema")
+        .assert()
+        .success()
+        .stdout(committed);
+}
+
+#[test]
+fn repository_root_is_found_from_a_subdirectory() {
+    let scratch = Scratch::new();
+    cargo_bin_cmd!("ehs")
+        .current_dir(scratch.root().join("components/kafka"))
+        .args(["render", "--check"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn every_environment_file_points_editors_at_the_schema() {
+    for entry in fs::read_dir(repo_root().join("environments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("# yaml-language-server: $schema=./environment.schema.json\n"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
