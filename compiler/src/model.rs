@@ -58,6 +58,7 @@ pub struct ExternalObject {
 /// the repository.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Image")]
 pub struct ImageLayer {
     /// Registry and repository, e.g. `docker.io/apache/kafka`.
     pub repository: Option<String>,
@@ -68,6 +69,7 @@ pub struct ImageLayer {
 /// CPU and memory requests and limits; any field may be overridden on its own.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Resources")]
 pub struct ResourcesLayer {
     /// What the scheduler reserves for the container.
     pub requests: Option<ComputeLayer>,
@@ -78,6 +80,7 @@ pub struct ResourcesLayer {
 /// An amount of CPU and memory.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Compute")]
 pub struct ComputeLayer {
     /// CPU, e.g. `500m` or `2`.
     pub cpu: Option<Quantity>,

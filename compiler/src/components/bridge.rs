@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::kafka::count_i32;
 use super::{
-    env_var, manifest, pod_field_env_var, restricted_container, restricted_pod_security,
-    scratch_volume, App, ComponentError,
+    env_var, manifest, pod_field_env_var, restricted_container, restricted_pod_security, App,
+    ComponentError,
 };
 use crate::manifest::Manifest;
 use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
@@ -34,6 +34,7 @@ pub const APP_NAME: &str = "ehs-bridge";
 /// Overridable bridge settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "BridgeSettings")]
 pub struct Layer {
     /// Bridge replicas; they split the MQTT traffic through one shared subscription.
     pub replicas: Option<Count>,
@@ -64,6 +65,7 @@ pub struct Layer {
 /// MQTT subscription settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Mqtt")]
 pub struct MqttLayer {
     /// Service of the MQTT broker in the environment's namespace.
     pub broker_service: Option<DnsLabel>,
@@ -261,7 +263,6 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
 
 fn stateful_set(app: &App) -> StatefulSet {
     let bridge = &app.platform.bridge;
-    let (scratch, scratch_mount) = scratch_volume("tmp", "/tmp");
     let container = k8s_openapi::api::core::v1::Container {
         env: Some(bridge_env(app.platform)),
         ports: Some(vec![ContainerPort {
@@ -272,15 +273,12 @@ fn stateful_set(app: &App) -> StatefulSet {
         }]),
         readiness_probe: Some(http_probe(http::READYZ_PATH, 5, 3)),
         liveness_probe: Some(http_probe(http::HEALTHZ_PATH, 10, 3)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "mqtt-credentials".to_owned(),
-                mount_path: CREDENTIALS_MOUNT.to_owned(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            scratch_mount,
-        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "mqtt-credentials".to_owned(),
+            mount_path: CREDENTIALS_MOUNT.to_owned(),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
         ..restricted_container(APP_NAME, bridge.image.to_string(), &bridge.resources)
     };
     StatefulSet {
@@ -302,17 +300,14 @@ fn stateful_set(app: &App) -> StatefulSet {
                     ),
                     security_context: Some(restricted_pod_security(BRIDGE_UID)),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "mqtt-credentials".to_owned(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(bridge.mqtt.credentials_secret.to_string()),
-                                ..Default::default()
-                            }),
+                    volumes: Some(vec![Volume {
+                        name: "mqtt-credentials".to_owned(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(bridge.mqtt.credentials_secret.to_string()),
                             ..Default::default()
-                        },
-                        scratch,
-                    ]),
+                        }),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }),
             },

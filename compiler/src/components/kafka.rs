@@ -38,6 +38,7 @@ pub const NAME: &str = "kafka";
 /// Overridable Kafka settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "KafkaSettings")]
 pub struct Layer {
     /// Number of Kafka nodes. Each node is a broker and a KRaft controller voter, so this must be
     /// odd: 1 (no fault tolerance) or 3 (tolerates one node down).
@@ -58,6 +59,7 @@ pub struct Layer {
 /// Persistent volume settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Storage")]
 pub struct StorageLayer {
     /// Size of each node's volume, e.g. `10Gi`.
     pub size: Option<Quantity>,
@@ -68,6 +70,7 @@ pub struct StorageLayer {
 /// The platform's topics.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Topics")]
 pub struct TopicsLayer {
     /// Normalized meter readings written by the bridge.
     pub telemetry: Option<TopicLayer>,
@@ -78,6 +81,7 @@ pub struct TopicsLayer {
 /// One topic.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "Topic")]
 pub struct TopicLayer {
     /// Topic name, e.g. `ehs.telemetry.raw`.
     pub name: Option<TopicName>,

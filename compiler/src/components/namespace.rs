@@ -15,6 +15,7 @@ pub const NAME: &str = "namespace";
 /// Overridable settings of the namespace.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "NamespaceSettings")]
 pub struct Layer {
     /// Pod Security Standard the namespace enforces, audits and warns about.
     pub pod_security_level: Option<PodSecurityLevel>,
