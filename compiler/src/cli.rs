@@ -170,7 +170,7 @@ fn report_findings(compiled: &[Compiled]) -> bool {
         .iter()
         .flat_map(|environment| &environment.findings)
     {
-        eprintln!("{finding}");
+        println!("{finding}");
         any = true;
     }
     any

@@ -272,13 +272,16 @@ fn validation_findings_fail_render_without_writing() {
         .arg("validate")
         .assert()
         .code(EXIT_FINDINGS)
-        .stderr(predicate::str::contains("prod: "));
+        .stdout(predicate::str::contains(
+            "prod: environment: kafka.topics[\"ehs.telemetry.raw\"].replicationFactor: \
+             replication factor 5 exceeds the 3 broker(s)",
+        ));
     scratch
         .ehs()
         .arg("render")
         .assert()
         .code(EXIT_FINDINGS)
-        .stderr(predicate::str::contains("replicationFactor"))
+        .stdout(predicate::str::contains("replicationFactor"))
         .stderr(predicate::str::contains("nothing written"));
     assert!(scratch.rendered() == before);
 }

@@ -295,6 +295,7 @@ fn stateful_set(app: &App) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    affinity: Some(app.spread_across_nodes()),
                     termination_grace_period_seconds: Some(
                         i64::from(bridge.drain_timeout_secs.get()) + GRACE_BEYOND_DRAIN_SECS,
                     ),

@@ -223,7 +223,6 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
             client_port => CLIENT_PORT,
             controller_port => CONTROLLER_PORT,
             log_dir => LOG_DIR,
-            default_partitions => kafka.topics.telemetry.partitions.get(),
             internal_replication_factor => kafka.internal_replication_factor(),
             internal_min_insync_replicas => kafka.internal_min_insync_replicas(),
         },
@@ -406,6 +405,7 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    affinity: Some(app.spread_across_nodes()),
                     security_context: Some(restricted_pod_security(KAFKA_UID)),
                     containers: vec![container],
                     volumes: Some(vec![config, scratch]),

@@ -10,8 +10,9 @@ pub mod namespace;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, PodSecurityContext, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -141,6 +142,27 @@ impl App<'_> {
             name: Some(name.to_owned()),
             namespace: Some(self.platform.environment.namespace.to_string()),
             labels: Some(self.labels()),
+            ..Default::default()
+        }
+    }
+
+    /// Prefers putting this application's pods on different nodes, so one node failure takes
+    /// out one replica. Preferred rather than required: a one-node dev cluster still schedules.
+    pub fn spread_across_nodes(&self) -> Affinity {
+        Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                    WeightedPodAffinityTerm {
+                        weight: 100,
+                        pod_affinity_term: PodAffinityTerm {
+                            label_selector: Some(self.selector()),
+                            topology_key: "kubernetes.io/hostname".to_owned(),
+                            ..Default::default()
+                        },
+                    },
+                ]),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
