@@ -204,6 +204,13 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Load
 
 /// The YAML reader's terse type errors, completed with what would be valid.
 fn with_hint(message: &str) -> String {
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key);
+        return format!("duplicate key `{key}`: each key may appear only once in a mapping");
+    }
+    if message == "unexpected end of input" {
+        return "unexpected end of input: the file is empty or ends mid-value".to_owned();
+    }
     let hint = match message {
         "invalid boolean" => Some("use `true` or `false`"),
         "expected string scalar" => Some("expected a single text value, not a list or a map"),
@@ -215,5 +222,42 @@ fn with_hint(message: &str) -> String {
     match hint {
         Some(hint) => format!("{message}: {hint}"),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_yaml::<Environment>("environments/x.yaml", text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn messages_start_with_file_line_and_column_and_say_what_is_valid() {
+        let duplicate = error("namespace: a\nnamespace: b\ndomain: x.y\n");
+        assert!(
+            duplicate.starts_with(
+                "environments/x.yaml:2:1: duplicate key `namespace`: each key may appear only once"
+            ),
+            "{duplicate}"
+        );
+        let boolean = error("namespace: a\ndomain: x.y\nproduction: maybe\n");
+        assert!(
+            boolean.starts_with("environments/x.yaml:3:13: invalid boolean: use `true` or `false`"),
+            "{boolean}"
+        );
+        // The snippet shows the offending line.
+        assert!(boolean.contains("3 | production: maybe"), "{boolean}");
+    }
+
+    #[test]
+    fn repository_root_is_the_nearest_directory_with_environments() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let found = Repo::discover(&root.join("components/kafka")).unwrap();
+        assert_eq!(found.root, root);
+        assert!(Repo::discover(Path::new("/")).is_err());
     }
 }
