@@ -318,6 +318,29 @@ fn diff_exit_codes_and_summary() {
 }
 
 #[test]
+fn diff_never_prints_secret_values() {
+    let scratch = Scratch::new();
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leftover\n  namespace: ehs-prod\nstringData:\n  password: hunter2\n";
+    fs::write(
+        scratch
+            .root()
+            .join("rendered/prod/bridge/secret-leftover.yaml"),
+        secret,
+    )
+    .unwrap();
+    scratch
+        .ehs()
+        .args(["diff", "--env", "prod"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "bridge: 0 added, 0 changed, 1 removed",
+        ))
+        .stdout(predicate::str::contains("-  password: \"<redacted>\""))
+        .stdout(predicate::str::contains("hunter2").not());
+}
+
+#[test]
 fn diff_between_environments_ignores_their_namespaces() {
     let scratch = Scratch::new();
     let assert = scratch

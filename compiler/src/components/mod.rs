@@ -309,3 +309,41 @@ pub fn restricted_container(name: &str, image: String, resources: &Resources) ->
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::resolve::tests::{platform, templates};
+
+    #[test]
+    fn every_object_has_the_recommended_labels_and_its_environment_namespace() {
+        for environment in ["dev", "prod"] {
+            let platform = platform(environment);
+            let namespace = platform.environment.namespace.to_string();
+            for object in super::build_all(&platform, &templates()).unwrap() {
+                let labels = &object.value["metadata"]["labels"];
+                for key in ["name", "instance", "component", "part-of", "managed-by"] {
+                    let label = format!("app.kubernetes.io/{key}");
+                    assert!(
+                        labels[&label].is_string(),
+                        "{}/{} lacks {label}",
+                        object.kind(),
+                        object.name()
+                    );
+                }
+                assert_eq!(labels["app.kubernetes.io/managed-by"], super::MANAGED_BY);
+                assert_eq!(labels["app.kubernetes.io/part-of"], super::PART_OF);
+                if object.kind() == "Namespace" {
+                    assert_eq!(object.name(), namespace);
+                } else {
+                    assert_eq!(
+                        object.namespace(),
+                        Some(namespace.as_str()),
+                        "{}/{}",
+                        object.kind(),
+                        object.name()
+                    );
+                }
+            }
+        }
+    }
+}
