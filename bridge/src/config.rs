@@ -54,6 +54,8 @@ pub enum ConfigError {
     Bootstrap(String),
     #[error("--kafka-topic and --kafka-dead-letter-topic must be valid Kafka topic names (1-249 of [a-zA-Z0-9._-]) and differ, got `{0}`")]
     KafkaTopic(String),
+    #[error("--kafka-producer-overrides / {var}: `{entry}` {reason}", var = env::KAFKA_PRODUCER_OVERRIDES)]
+    ProducerOverride { entry: String, reason: &'static str },
     #[error("--drain-timeout-secs / {var}: must be at least 1", var = env::DRAIN_TIMEOUT_SECS)]
     DrainTimeout,
     #[error("cannot read credential file {path}")]
@@ -123,6 +125,9 @@ pub struct Args {
     pub kafka_topic: String,
     #[arg(long, env = env::KAFKA_DEAD_LETTER_TOPIC, default_value = "ehs.readings.dlq")]
     pub kafka_dead_letter_topic: String,
+    /// Extra librdkafka producer settings, `key=value,...` (e.g. `linger.ms=5`).
+    #[arg(long, env = env::KAFKA_PRODUCER_OVERRIDES, value_delimiter = ',')]
+    pub kafka_producer_overrides: Vec<String>,
     /// `json` or `connect-json` (Kafka Connect JsonConverter envelope).
     #[arg(long, env = env::OUTPUT_ENCODING, default_value = "json", value_parser = parse_encoding)]
     pub output_encoding: OutputEncoding,
@@ -181,6 +186,7 @@ pub struct Config {
     pub bootstrap_servers: String,
     pub kafka_topic: String,
     pub dead_letter_topic: String,
+    pub producer_overrides: Vec<(String, String)>,
     pub encoding: OutputEncoding,
     pub max_in_flight: usize,
     pub http_listen: SocketAddr,
@@ -271,6 +277,7 @@ impl Args {
         if self.kafka_topic == self.kafka_dead_letter_topic {
             return Err(ConfigError::KafkaTopic(self.kafka_topic));
         }
+        let producer_overrides = parse_producer_overrides(&self.kafka_producer_overrides)?;
         if self.drain_timeout_secs == 0 {
             return Err(ConfigError::DrainTimeout);
         }
@@ -297,6 +304,7 @@ impl Args {
             bootstrap_servers,
             kafka_topic: self.kafka_topic,
             dead_letter_topic: self.kafka_dead_letter_topic,
+            producer_overrides,
             encoding: self.output_encoding,
             max_in_flight: self.max_in_flight,
             http_listen: self.http_listen,
@@ -305,6 +313,47 @@ impl Args {
             log_level: self.log_level,
         })
     }
+}
+
+/// Producer settings at-least-once delivery or the bridge's own wiring depends on.
+const PROTECTED_PRODUCER_KEYS: [&str; 10] = [
+    "bootstrap.servers",
+    "client.id",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "enable.gapless.guarantee",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+];
+
+fn parse_producer_overrides(entries: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let fail = |reason| ConfigError::ProducerOverride {
+                entry: entry.to_owned(),
+                reason,
+            };
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| fail("is not of the form key=value"))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(fail("has an empty key"));
+            }
+            if PROTECTED_PRODUCER_KEYS.contains(&key) {
+                return Err(fail(
+                    "would weaken at-least-once delivery; the bridge sets it itself",
+                ));
+            }
+            Ok((key.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 fn is_plain_name(name: &str) -> bool {
@@ -474,6 +523,25 @@ mod tests {
             .contains("host:port"));
         let config = args(&["--kafka-bootstrap-servers", "a:9092, b:9093"]).expect("two brokers");
         assert_eq!(config.bootstrap_servers, "a:9092,b:9093");
+    }
+
+    #[test]
+    fn producer_overrides() {
+        let config = args(&[
+            "--kafka-producer-overrides",
+            "linger.ms=5, compression.type=none",
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.producer_overrides,
+            vec![
+                ("linger.ms".into(), "5".into()),
+                ("compression.type".into(), "none".into())
+            ]
+        );
+        let err = args(&["--kafka-producer-overrides", "acks=1"]).expect_err("protected");
+        assert!(err.contains("at-least-once"), "{err}");
+        assert!(args(&["--kafka-producer-overrides", "linger.ms"]).is_err());
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("socket.keepalive.enable", "true")
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "5000");
+    for (key, value) in &config.producer_overrides {
+        client.set(key, value);
+    }
     client
 }
 

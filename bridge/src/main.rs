@@ -28,8 +28,10 @@ fn main() -> ExitCode {
 }
 
 fn run(config: ehs_bridge::config::Config) -> anyhow::Result<()> {
-    // One thread carries the MQTT loop, the acknowledger and HTTP; librdkafka has its own.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: the acknowledger can release acks while the MQTT loop is busy reading;
+    // librdkafka runs its own threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(ehs_bridge::run::run(config))?;

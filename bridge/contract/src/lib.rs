@@ -51,6 +51,9 @@ pub mod env {
     pub const LOG_FORMAT: &str = "EHS_LOG_FORMAT";
     /// tracing filter directives, e.g. `info,rdkafka=warn`.
     pub const LOG_LEVEL: &str = "EHS_LOG_LEVEL";
+    /// Comma-separated `key=value` librdkafka producer settings (e.g. `linger.ms=5`); the ones
+    /// at-least-once delivery depends on (acks, idempotence, timeouts) are refused.
+    pub const KAFKA_PRODUCER_OVERRIDES: &str = "EHS_KAFKA_PRODUCER_OVERRIDES";
 }
 
 /// The bridge's HTTP endpoints, which the compiler wires into probes and scrape configs.
