@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod kafka;
 pub mod publisher;
 pub mod readings;
+pub mod scenario;
 pub mod stack;
 pub mod subscriber;
 pub mod telemetry;

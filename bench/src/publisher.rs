@@ -188,3 +188,74 @@ pub async fn publish(
         elapsed,
     })
 }
+
+/// One hand-made message, e.g. a malformed payload for the dead-letter test.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// Publishes `messages` at QoS 1 and returns once the broker acknowledged all of them.
+pub async fn publish_raw(
+    stack: &Stack,
+    client_id: &str,
+    messages: Vec<RawMessage>,
+) -> Result<(), PublishError> {
+    let expected = messages.len() as u64;
+    if expected == 0 {
+        return Ok(());
+    }
+    let mut options = MqttOptions::new(client_id, stack.mqtt_host.clone(), stack.mqtt_port);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_clean_start(true);
+    let (client, mut event_loop) = AsyncClient::new(options, messages.len().max(1));
+    for message in messages {
+        let properties = PublishProperties {
+            user_properties: message.user_properties,
+            ..PublishProperties::default()
+        };
+        client
+            .publish_with_properties(
+                message.topic,
+                QoS::AtLeastOnce,
+                false,
+                message.payload,
+                properties,
+            )
+            .await
+            .map_err(|source| PublishError::Queue {
+                client_id: client_id.to_owned(),
+                source,
+            })?;
+    }
+    let waited = Duration::from_secs(30);
+    let mut acked = 0;
+    let outcome = tokio::time::timeout(waited, async {
+        while acked < expected {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(source) => {
+                    return Err(PublishError::Connection {
+                        client_id: client_id.to_owned(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match outcome {
+        Ok(result) => result,
+        Err(_) => Err(PublishError::Timeout {
+            client_id: client_id.to_owned(),
+            done: acked,
+            expected,
+            waited,
+        }),
+    }
+}

@@ -13,10 +13,14 @@ const KAFKA_BOOTSTRAP_VAR: &str = "EHS_STACK_KAFKA_BOOTSTRAP";
 const DEFAULT_MQTT_URL: &str = "mqtt://127.0.0.1:1883";
 const DEFAULT_KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";
 
-/// Every harness user (each test, the benchmark) holds this lock while it talks to the brokers:
-/// the failure tests stop and freeze the one shared Kafka, and the benchmark's figures mean
-/// nothing while another load runs next to it.
-const LOCK_PATH: &str = "/tmp/ehs-local-stack.lock";
+/// Set by `scripts/local-stack env`: the script that manages this stack.
+const SCRIPT_VAR: &str = "EHS_STACK_SCRIPT";
+
+/// Every harness user (each test, the benchmark) holds a lock per stack while it talks to the
+/// brokers: the failure tests stop and freeze the one Kafka, and the benchmark's figures mean
+/// nothing while another load runs next to it. Named after the MQTT port, so stacks on other
+/// ports (another run dir) do not wait for each other.
+const LOCK_DIR: &str = "/tmp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -50,8 +54,12 @@ pub enum StackError {
         status: std::process::ExitStatus,
         stderr: String,
     },
-    #[error("cannot take the stack lock {LOCK_PATH}")]
-    Lock(#[source] std::io::Error),
+    #[error("cannot take the stack lock {path}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Broker addresses of the running local stack.
@@ -92,19 +100,27 @@ impl Stack {
             mqtt_host,
             mqtt_port,
             kafka_bootstrap,
-            script: workspace_root.join("scripts").join("local-stack"),
+            script: std::env::var_os(SCRIPT_VAR).map_or_else(
+                || workspace_root.join("scripts").join("local-stack"),
+                PathBuf::from,
+            ),
         })
     }
 
     /// Blocks until no other harness user holds the stack; released when the guard drops.
     pub fn exclusive(&self) -> Result<StackLock, StackError> {
+        let path = format!("{LOCK_DIR}/ehs-local-stack-{}.lock", self.mqtt_port);
+        let lock_error = |source| StackError::Lock {
+            path: path.clone(),
+            source,
+        };
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(LOCK_PATH)
-            .map_err(StackError::Lock)?;
-        file.lock().map_err(StackError::Lock)?;
+            .open(&path)
+            .map_err(lock_error)?;
+        file.lock().map_err(lock_error)?;
         Ok(StackLock { _file: file })
     }
 

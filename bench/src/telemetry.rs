@@ -41,6 +41,11 @@ impl Fleet {
         }
     }
 
+    /// Inverse of [`Fleet::message`]: the publish order of a message.
+    pub fn index(&self, id: MessageId) -> u64 {
+        id.seq * u64::from(self.devices) + u64::from(id.device)
+    }
+
     pub fn device_name(&self, device: u32) -> String {
         format!("{}{device:05}", self.device_prefix)
     }
@@ -114,6 +119,7 @@ mod tests {
     fn devices_take_turns_and_names_round_trip() {
         let fleet = Fleet::new("h", "q1d", 3);
         assert_eq!(fleet.message(4), MessageId { device: 1, seq: 1 });
+        assert_eq!(fleet.index(fleet.message(4)), 4);
         assert_eq!(fleet.parse_device(&fleet.device_name(2)), Some(2));
         assert_eq!(fleet.parse_device("q0d00002"), None);
         assert_eq!(fleet.topic(2), "ehs/h/q1d00002/telemetry");
