@@ -32,6 +32,8 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 /// How often the drain wakes the loop to check its progress.
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Longest pause between reconnect attempts during a drain.
+const DRAIN_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 pub fn options(config: &Config) -> MqttOptions {
     let mut options = MqttOptions::new(
@@ -500,7 +502,11 @@ impl MqttLoop {
     async fn on_connection_error(&mut self, error: &ConnectionError) {
         let was_connected = self.connected;
         self.drop_connection();
-        let delay = self.backoff.next_delay();
+        let mut delay = self.backoff.next_delay();
+        if self.drain.is_some() {
+            // A drain has seconds, not minutes: reconnect quickly to unsubscribe and ack.
+            delay = delay.min(DRAIN_RECONNECT_DELAY);
+        }
         if was_connected {
             tracing::warn!(%error, ?delay, "MQTT connection lost; reconnecting");
         } else {

@@ -31,6 +31,8 @@ pub enum RunError {
     Signal(#[source] std::io::Error),
     #[error("the MQTT loop stopped unexpectedly")]
     LoopStopped,
+    #[error("the acknowledger stopped unexpectedly")]
+    AcknowledgerStopped,
     #[error("kafka did not confirm every record before the drain deadline")]
     FlushIncomplete(#[source] rdkafka::error::KafkaError),
 }
@@ -74,7 +76,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Arc::clone(&reconnect_requested),
     );
     let waker = mqtt_loop.waker();
-    let acknowledger = tokio::spawn(mqtt::run_acknowledger(
+    let mut acknowledger = tokio::spawn(mqtt::run_acknowledger(
         Arc::clone(&shared),
         client,
         reconnect_requested,
@@ -90,6 +92,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         _ = &mut loop_task => {
             shared.task_failed();
             return Err(RunError::LoopStopped);
+        }
+        _ = &mut acknowledger => {
+            shared.task_failed();
+            return Err(RunError::AcknowledgerStopped);
         }
     };
     let drain_started = tokio::time::Instant::now();
