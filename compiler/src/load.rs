@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::components::{bridge, kafka, namespace};
+use crate::components;
 use crate::model::Environment;
 use crate::templates::{TemplateError, Templates};
 
@@ -49,13 +49,25 @@ pub struct Repo {
     pub root: PathBuf,
 }
 
-/// Every component's defaults, as written in `components/<name>/defaults.yaml`.
-#[derive(Debug, Clone)]
-pub struct Defaults {
-    pub namespace: namespace::Layer,
-    pub kafka: kafka::Layer,
-    pub bridge: bridge::Layer,
+/// Defines [`Defaults`] and [`Repo::defaults`] with one field per registered component.
+macro_rules! define_defaults {
+    ($($component:ident => $key:ident),* $(,)?) => {
+        /// Every component's defaults, as written in `components/<name>/defaults.yaml`.
+        #[derive(Debug, Clone)]
+        pub struct Defaults {
+            $(pub $component: components::$component::Layer,)*
+        }
+
+        impl Repo {
+            pub fn defaults(&self) -> Result<Defaults, LoadError> {
+                Ok(Defaults {
+                    $($component: self.parse(&defaults_path(components::$component::NAME))?,)*
+                })
+            }
+        }
+    };
 }
+components::for_each_component!(define_defaults);
 
 /// An environment file, parsed.
 #[derive(Debug, Clone)]
@@ -122,21 +134,10 @@ impl Repo {
         })
     }
 
-    pub fn defaults(&self) -> Result<Defaults, LoadError> {
-        Ok(Defaults {
-            namespace: self.parse(&defaults_path(namespace::NAME))?,
-            kafka: self.parse(&defaults_path(kafka::NAME))?,
-            bridge: self.parse(&defaults_path(bridge::NAME))?,
-        })
-    }
-
     /// Every `components/<component>/*.j2`, named `<component>/<file>`.
     pub fn templates(&self) -> Result<Templates, LoadError> {
         let mut sources = BTreeMap::new();
-        for component in crate::components::ALL
-            .iter()
-            .map(|component| component.name)
-        {
+        for component in components::ALL.iter().map(|component| component.name) {
             let dir = self.root.join(COMPONENTS_DIR).join(component);
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;

@@ -13,36 +13,38 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::components::{bridge, kafka, namespace};
+use crate::components;
 
-/// One environment, e.g. `environments/prod.yaml`: a namespace and what differs there from the
-/// component defaults.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "EHS environment")]
-pub struct Environment {
-    /// Namespace every object of this environment lives in, e.g. `ehs-prod`.
-    pub namespace: DnsLabel,
-    /// DNS domain the environment's public endpoints live under, e.g. `energy.example.com`.
-    pub domain: DnsSubdomain,
-    /// Production environments must meet the high-availability invariants (at least two replicas
-    /// of every stateful component, `minInsyncReplicas` below the replication factor).
-    #[serde(default)]
-    pub production: bool,
-    /// Objects the manifests reference that are created outside this repository (a StorageClass,
-    /// Secrets holding credentials, the MQTT broker's Service until it is modelled here).
-    #[serde(default)]
-    pub provided_externally: Vec<ExternalObject>,
-    /// Overrides of `components/namespace/defaults.yaml`.
-    #[serde(default)]
-    pub namespace_settings: Option<namespace::Layer>,
-    /// Overrides of `components/kafka/defaults.yaml`.
-    #[serde(default)]
-    pub kafka: Option<kafka::Layer>,
-    /// Overrides of `components/bridge/defaults.yaml`.
-    #[serde(default)]
-    pub bridge: Option<bridge::Layer>,
+/// Defines [`Environment`]: its own fields, then one field per registered component.
+macro_rules! define_environment {
+    ($($component:ident => $key:ident),* $(,)?) => {
+        /// One environment, e.g. `environments/prod.yaml`: a namespace and what differs there from the
+        /// component defaults.
+        #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        #[schemars(title = "EHS environment")]
+        pub struct Environment {
+            /// Namespace every object of this environment lives in, e.g. `ehs-prod`.
+            pub namespace: DnsLabel,
+            /// DNS domain the environment's public endpoints live under, e.g. `energy.example.com`.
+            pub domain: DnsSubdomain,
+            /// Production environments must meet the high-availability invariants (at least two replicas
+            /// of every stateful component, `minInsyncReplicas` below the replication factor).
+            #[serde(default)]
+            pub production: bool,
+            /// Objects the manifests reference that are created outside this repository (a StorageClass,
+            /// Secrets holding credentials, the MQTT broker's Service until it is modelled here).
+            #[serde(default)]
+            pub provided_externally: Vec<ExternalObject>,
+            $(
+                #[doc = concat!("Overrides of `components/", stringify!($component), "/defaults.yaml`.")]
+                #[serde(default)]
+                pub $key: Option<components::$component::Layer>,
+            )*
+        }
+    };
 }
+components::for_each_component!(define_environment);
 
 /// An object referenced by name that this repository does not create.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]

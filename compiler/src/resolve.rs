@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::components::{bridge, kafka, namespace};
+use crate::components;
 use crate::load::{defaults_path, Defaults, EnvironmentFile};
 use crate::model::{DnsLabel, DnsSubdomain, ExternalObject};
 use crate::validate::{self, KafkaFacts, PlatformFacts, TopicFacts};
@@ -30,14 +30,35 @@ pub enum ResolveError {
     },
 }
 
-/// One environment, fully resolved: everything the components build from.
-#[derive(Debug, Clone)]
-pub struct Platform {
-    pub environment: EnvironmentInfo,
-    pub namespace: namespace::Settings,
-    pub kafka: kafka::Settings,
-    pub bridge: bridge::Settings,
+/// Defines [`Platform`] and [`resolve_components`] with one field per registered component.
+macro_rules! define_platform {
+    ($($component:ident => $key:ident),* $(,)?) => {
+        /// One environment, fully resolved: everything the components build from.
+        #[derive(Debug, Clone)]
+        pub struct Platform {
+            pub environment: EnvironmentInfo,
+            $(pub $component: components::$component::Settings,)*
+        }
+
+        /// Every component's defaults overlaid with the environment file's overrides.
+        fn resolve_components(
+            environment: EnvironmentInfo,
+            file: &EnvironmentFile,
+            defaults: &Defaults,
+        ) -> Result<Platform, ResolveError> {
+            Ok(Platform {
+                environment,
+                $($component: layered(
+                    components::$component::NAME,
+                    file,
+                    &defaults.$component,
+                    file.environment.$key.as_ref(),
+                )?,)*
+            })
+        }
+    };
 }
+components::for_each_component!(define_platform);
 
 #[derive(Debug, Clone)]
 pub struct EnvironmentInfo {
@@ -51,33 +72,14 @@ pub struct EnvironmentInfo {
 
 pub fn resolve(file: &EnvironmentFile, defaults: &Defaults) -> Result<Platform, ResolveError> {
     let environment = &file.environment;
-    Ok(Platform {
-        environment: EnvironmentInfo {
-            name: file.name.clone(),
-            namespace: environment.namespace.clone(),
-            domain: environment.domain.clone(),
-            production: environment.production,
-            provided_externally: environment.provided_externally.clone(),
-        },
-        namespace: layered(
-            namespace::NAME,
-            file,
-            &defaults.namespace,
-            environment.namespace_settings.as_ref(),
-        )?,
-        kafka: layered(
-            kafka::NAME,
-            file,
-            &defaults.kafka,
-            environment.kafka.as_ref(),
-        )?,
-        bridge: layered(
-            bridge::NAME,
-            file,
-            &defaults.bridge,
-            environment.bridge.as_ref(),
-        )?,
-    })
+    let info = EnvironmentInfo {
+        name: file.name.clone(),
+        namespace: environment.namespace.clone(),
+        domain: environment.domain.clone(),
+        production: environment.production,
+        provided_externally: environment.provided_externally.clone(),
+    };
+    resolve_components(info, file, defaults)
 }
 
 /// Overlays an environment's layer on a component's defaults: maps merge key by key, anything
@@ -212,6 +214,28 @@ pub mod tests {
         // Set only in the defaults, so both environments share it.
         assert_eq!(prod.kafka.image.repository, dev.kafka.image.repository);
         assert_eq!(prod.bridge.mqtt.share_group, dev.bridge.mqtt.share_group);
+    }
+
+    #[test]
+    fn every_component_takes_its_overrides_from_its_own_key() {
+        let file = EnvironmentFile {
+            name: "x".to_owned(),
+            path: "environments/x.yaml".to_owned(),
+            environment: crate::load::parse_yaml(
+                "environments/x.yaml",
+                "namespace: x\ndomain: x.example.com\n\
+                 namespaceSettings: {podSecurityLevel: baseline}\n\
+                 kafka: {replicas: 5}\nbridge: {replicas: 7}\n",
+            )
+            .unwrap(),
+        };
+        let platform = resolve(&file, &repo().defaults().unwrap()).unwrap();
+        assert_eq!(
+            platform.namespace.pod_security_level,
+            components::namespace::PodSecurityLevel::Baseline
+        );
+        assert_eq!(platform.kafka.replicas.get(), 5);
+        assert_eq!(platform.bridge.replicas.get(), 7);
     }
 
     #[test]

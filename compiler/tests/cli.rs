@@ -119,6 +119,13 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "environments/prod.yaml:24:11: `10Gx` is not a valid quantity",
         ),
         (
+            "unknown component key",
+            "kafka:\n  replicas: 3",
+            "kafak:\n  replicas: 3",
+            "environments/prod.yaml:14:1: unknown field `kafak`, expected one of namespace, \
+             domain, production, providedExternally, namespaceSettings, kafka, bridge",
+        ),
+        (
             "invalid DNS name",
             "namespace: ehs-prod",
             "namespace: EHS_Prod",
@@ -171,6 +178,28 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
             "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
         ));
     assert!(scratch.rendered() == before);
+}
+
+#[test]
+fn every_component_needs_its_defaults_file() {
+    for component in ["namespace", "kafka", "bridge"] {
+        let scratch = Scratch::new();
+        let before = scratch.rendered();
+        let defaults = format!("components/{component}/defaults.yaml");
+        fs::remove_file(scratch.root().join(&defaults)).unwrap();
+        scratch
+            .ehs()
+            .arg("render")
+            .assert()
+            .code(EXIT_ERROR)
+            .stderr(predicate::str::contains(format!(
+                "error: {defaults}: cannot read"
+            )));
+        assert!(
+            scratch.rendered() == before,
+            "{component}: rendered/ changed"
+        );
+    }
 }
 
 #[test]

@@ -1,11 +1,82 @@
 //! The platform's components. Each one turns the resolved model into Kubernetes objects.
 //!
-//! Adding a component: write `components/<name>.rs` (its `Layer`, `Settings` and `build`), add its
-//! `Layer` to `model::Environment`, its `Settings` to `resolve::Platform` and one line to [`ALL`].
+//! # Adding a component
+//!
+//! 1. Write `compiler/src/components/<name>.rs` with `NAME` (`"<name>"`), `Layer` (the settings an
+//!    environment file may override, every field optional and documented: this is the schema
+//!    editors see), `Settings` (the same fields resolved, none optional) and `build`.
+//! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
+//!    templates of config files.
+//! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
+//!    environment files that holds its overrides (written camelCase there).
+//!
+//! # How one line is enough
+//!
+//! [`for_each_component!`] is the only list of components. `for_each_component!(some_macro)`
+//! expands to `some_macro! { namespace => namespace_settings, kafka => kafka, ... }`, and each
+//! pipeline stage has a small `some_macro` next to the type it defines:
+//!
+//! - `model.rs`: the field `<key>: Option<<name>::Layer>` of `Environment`, documented as
+//!   "Overrides of `components/<name>/defaults.yaml`."
+//! - `load.rs`: the field `<name>` of `Defaults`, read from `components/<name>/defaults.yaml`.
+//! - `resolve.rs`: the field `<name>: <name>::Settings` of `Platform`: the defaults overlaid with
+//!   the environment's `<key>`.
+//! - here: `pub mod <name>;` and the component's place in [`ALL`], the build order.
+//!
+//! Fields stay typed fields, so the environment schema, unknown-key errors with file:line:column
+//! and `platform.kafka.replicas` all work as if they were written out by hand.
 
-pub mod bridge;
-pub mod kafka;
-pub mod namespace;
+/// The registered components, in build order: `<module> => <key of its overrides in environment
+/// files>`. Calls `$callback!` with the list; see the module documentation.
+macro_rules! for_each_component {
+    ($callback:ident) => {
+        $callback! {
+            namespace => namespace_settings,
+            kafka => kafka,
+            bridge => bridge,
+        }
+    };
+}
+pub(crate) use for_each_component;
+
+/// Declares the component modules and [`ALL`].
+macro_rules! declare_components {
+    ($($component:ident => $key:ident),* $(,)?) => {
+        $(pub mod $component;)*
+
+        /// Every component, in build order. The name is also the folder under `components/` and
+        /// under `rendered/<env>/`.
+        pub const ALL: &[Component] = &[$(Component {
+            name: $component::NAME,
+            build: $component::build,
+        }),*];
+
+        // The module name is what the generated docs and the environment schema say; `NAME` is
+        // what the code uses at run time. They must agree.
+        $(const _: () = assert!(
+            same_text($component::NAME, stringify!($component)),
+            concat!("components/", stringify!($component), ".rs: NAME must be \"",
+                stringify!($component), "\"")
+        );)*
+    };
+}
+for_each_component!(declare_components);
+
+/// `a == b` for strings, usable in constants.
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < a.len() {
+        if a[index] != b[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
 
 use std::collections::BTreeMap;
 
@@ -24,22 +95,6 @@ use crate::manifest::Manifest;
 use crate::model::Resources;
 use crate::resolve::Platform;
 use crate::templates::{TemplateError, Templates};
-
-/// Every component, in build order. The name is also the folder under `rendered/<env>/`.
-pub const ALL: [Component; 3] = [
-    Component {
-        name: namespace::NAME,
-        build: namespace::build,
-    },
-    Component {
-        name: kafka::NAME,
-        build: kafka::build,
-    },
-    Component {
-        name: bridge::NAME,
-        build: bridge::build,
-    },
-];
 
 pub struct Component {
     pub name: &'static str,
@@ -65,7 +120,7 @@ pub fn build_all(
     templates: &Templates,
 ) -> Result<Vec<Manifest>, ComponentError> {
     let mut objects = Vec::new();
-    for component in &ALL {
+    for component in ALL {
         objects.extend((component.build)(platform, templates)?);
     }
     Ok(objects)
@@ -312,7 +367,28 @@ pub fn restricted_container(name: &str, image: String, resources: &Resources) ->
 
 #[cfg(test)]
 mod tests {
-    use crate::resolve::tests::{platform, templates};
+    use crate::load::defaults_path;
+    use crate::resolve::tests::{platform, repo, templates};
+
+    #[test]
+    fn every_component_has_defaults_and_an_overrides_field_in_the_environment_schema() {
+        let schema =
+            serde_json::to_value(schemars::schema_for!(crate::model::Environment)).unwrap();
+        let descriptions: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|property| property["description"].as_str())
+            .filter(|description| description.starts_with("Overrides of "))
+            .collect();
+        assert_eq!(descriptions.len(), super::ALL.len(), "{descriptions:?}");
+        for component in super::ALL {
+            let defaults = defaults_path(component.name);
+            assert!(repo().root.join(&defaults).is_file(), "{defaults}");
+            let expected = format!("Overrides of `{defaults}`.");
+            assert!(descriptions.contains(&expected.as_str()), "{expected}");
+        }
+    }
 
     #[test]
     fn every_object_has_the_recommended_labels_and_its_environment_namespace() {
