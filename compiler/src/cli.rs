@@ -3,7 +3,8 @@
 //! Exit codes: 0 = success / no differences, 1 = the check found something (validation findings,
 //! stale `rendered/`, differences), 2 = error (bad input, unreadable files).
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -112,9 +113,27 @@ pub enum CliError {
     },
     #[error("cannot serialise the schema")]
     Schema(#[source] serde_json::Error),
+    #[error("cannot write to standard output")]
+    Stdout(#[source] io::Error),
 }
 
 pub const EXIT_FINDINGS: u8 = 1;
+
+/// Writes to standard output. A reader that closed the pipe early (`ehs diff | head`) has seen
+/// what it wanted: the rest is dropped and the command still ends with its own exit code.
+fn out(text: impl fmt::Display) -> Result<(), CliError> {
+    let mut stdout = io::stdout().lock();
+    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Stdout(error)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a line to standard error. When even that fails there is nowhere left to report it, so
+/// the failure is dropped; the exit code still says how the command ended.
+pub fn note(text: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if let Command::Schema { output } = &cli.command {
@@ -164,16 +183,16 @@ fn compile_all(
 }
 
 /// Prints findings; true if there were any.
-fn report_findings(compiled: &[Compiled]) -> bool {
+fn report_findings(compiled: &[Compiled]) -> Result<bool, CliError> {
     let mut any = false;
     for finding in compiled
         .iter()
         .flat_map(|environment| &environment.findings)
     {
-        println!("{finding}");
+        out(format_args!("{finding}\n"))?;
         any = true;
     }
-    any
+    Ok(any)
 }
 
 fn render(
@@ -209,37 +228,46 @@ fn render(
                     new_label: &format!("fresh render of {}", environment.name),
                     colour: ColourChoice::Auto.enabled(),
                 };
-                print!("{}", diff::report(&changes, &style));
+                out(diff::report(&changes, &style))?;
             }
         }
         for orphan in &orphans {
             stale = true;
-            println!("{RENDERED_DIR}/{orphan}/ has no environment file and would be removed");
+            out(format_args!(
+                "{RENDERED_DIR}/{orphan}/ has no environment file and would be removed\n"
+            ))?;
         }
         if stale {
-            eprintln!("rendered/ is stale: run `ehs render` and commit the result");
+            note(format_args!(
+                "rendered/ is stale: run `ehs render` and commit the result"
+            ));
             return Ok(ExitCode::from(EXIT_FINDINGS));
         }
-        eprintln!("rendered/ is up to date ({})", names.join(", "));
+        note(format_args!(
+            "rendered/ is up to date ({})",
+            names.join(", ")
+        ));
         return Ok(ExitCode::SUCCESS);
     }
 
-    if report_findings(&compiled) {
-        eprintln!("validation failed: nothing written");
+    if report_findings(&compiled)? {
+        note(format_args!("validation failed: nothing written"));
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     for environment in &compiled {
         emit::write_environment(&rendered_dir, &environment.name, &environment.files)
             .map_err(PipelineError::from)?;
-        eprintln!(
+        note(format_args!(
             "rendered {RENDERED_DIR}/{}/ ({} files)",
             environment.name,
             environment.files.len()
-        );
+        ));
     }
     for orphan in &orphans {
         emit::remove_environment(&rendered_dir, orphan).map_err(PipelineError::from)?;
-        eprintln!("removed {RENDERED_DIR}/{orphan}/ (no environment file)");
+        note(format_args!(
+            "removed {RENDERED_DIR}/{orphan}/ (no environment file)"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -249,18 +277,18 @@ fn print_diff(
     old_label: &str,
     new_label: &str,
     colour: ColourChoice,
-) -> ExitCode {
+) -> Result<ExitCode, CliError> {
     let style = ReportStyle {
         old_label,
         new_label,
         colour: colour.enabled(),
     };
-    print!("{}", diff::report(changes, &style));
-    if changes.is_empty() {
+    out(diff::report(changes, &style))?;
+    Ok(if changes.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FINDINGS)
-    }
+    })
 }
 
 fn diff_committed(
@@ -273,12 +301,12 @@ fn diff_committed(
     let committed =
         emit::read_environment(&repo.rendered_dir(), name).map_err(PipelineError::from)?;
     let changes = diff::compare(&committed, &environment.files);
-    Ok(print_diff(
+    print_diff(
         &changes,
         &format!("{RENDERED_DIR}/{name}"),
         &format!("fresh render of {name}"),
         colour,
-    ))
+    )
 }
 
 fn diff_environments(
@@ -294,16 +322,16 @@ fn diff_environments(
         Ok(diff::normalize(&environment.files, &namespace, name))
     };
     let changes = diff::compare(&normalized(from)?, &normalized(to)?);
-    Ok(print_diff(&changes, from, to, colour))
+    print_diff(&changes, from, to, colour)
 }
 
 fn validate(repo: &Repo, shared: &Shared, selection: &Selection) -> Result<ExitCode, CliError> {
     let names = selected(repo, selection)?;
     let compiled = compile_all(repo, shared, &names)?;
-    if report_findings(&compiled) {
+    if report_findings(&compiled)? {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
-    eprintln!("valid: {}", names.join(", "));
+    note(format_args!("valid: {}", names.join(", ")));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -320,7 +348,7 @@ fn write_schema(output: Option<&PathBuf>) -> Result<ExitCode, CliError> {
             path: path.display().to_string(),
             source,
         })?,
-        None => print!("{schema}"),
+        None => out(schema)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            cli::note(format_args!("error: {error:#}"));
             ExitCode::from(EXIT_ERROR)
         }
     }

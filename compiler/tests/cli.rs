@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::prelude::OutputAssertExt;
 use predicates::prelude::*;
 
 const EXIT_FINDINGS: i32 = 1;
@@ -38,6 +39,13 @@ impl Scratch {
 
     fn ehs(&self) -> assert_cmd::Command {
         let mut command = cargo_bin_cmd!("ehs");
+        command.arg("--root").arg(self.root());
+        command
+    }
+
+    /// The binary as a plain process, for tests that choose its standard streams themselves.
+    fn ehs_process(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ehs"));
         command.arg("--root").arg(self.root());
         command
     }
@@ -393,6 +401,50 @@ fn diff_between_environments_ignores_their_namespaces() {
         "{output}"
     );
     scratch.ehs().args(["diff", "dev", "dev"]).assert().code(0);
+}
+
+/// A reader that stops early (`ehs diff dev prod | head`) closes the pipe; the command must still
+/// end with its own exit code instead of panicking on the failed write.
+#[test]
+fn a_closed_output_pipe_keeps_the_exit_code() {
+    let scratch = Scratch::new();
+    let closed_pipe = || {
+        // No reader at all, so every write fails with a broken pipe, however fast the command is.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+
+    let diff = scratch
+        .ehs_process()
+        .args(["diff", "dev", "prod"])
+        .stdout(closed_pipe())
+        .assert()
+        .code(EXIT_FINDINGS);
+    let stderr = String::from_utf8_lossy(&diff.get_output().stderr).into_owned();
+    assert!(stderr.is_empty(), "{stderr}");
+
+    scratch
+        .ehs_process()
+        .args(["schema"])
+        .stdout(closed_pipe())
+        .assert()
+        .success()
+        .stderr(predicate::str::is_empty());
+
+    scratch
+        .ehs_process()
+        .args(["render", "--check"])
+        .stderr(closed_pipe())
+        .assert()
+        .success();
+
+    scratch
+        .ehs_process()
+        .args(["diff", "--env", "nope"])
+        .stderr(closed_pipe())
+        .assert()
+        .code(EXIT_ERROR);
 }
 
 #[test]
