@@ -1,8 +1,5 @@
 //! `ehs`: compiles EHS environments into deterministic Kubernetes manifests.
 
-// In tests a failed unwrap is a failed test, with the reason in the panic message.
-#![cfg_attr(test, allow(clippy::unwrap_used))]
-
 mod cli;
 mod components;
 mod diff;

@@ -1,9 +1,6 @@
 //! End-to-end tests of the `ehs` binary. Each test works on a temporary copy of the repository's
 //! inputs and committed `rendered/`, so the real checkout is never written.
 
-// A failed unwrap is a failed test, with the reason in the panic message.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
