@@ -612,6 +612,11 @@ impl MqttLoop {
 /// Holds the loop while the in-flight window is full. QoS 1 traffic rarely gets here (the
 /// receive maximum is at most the window); QoS 0 floods and redeliveries after a reconnect do.
 async fn take_window_place(shared: &Shared) {
+    // The common case, without arming a timer.
+    if let Ok(permit) = shared.window.try_acquire() {
+        permit.forget();
+        return;
+    }
     loop {
         match tokio::time::timeout(Duration::from_secs(1), shared.window.acquire()).await {
             Ok(Ok(permit)) => {
