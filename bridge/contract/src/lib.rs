@@ -199,3 +199,167 @@ mod tests {
         assert!(err.contains("flat-json, nested-json, numeric"), "{err}");
     }
 }
+
+/// Longest MQTT topic or filter, in bytes of UTF-8 (MQTT 5 §1.5.4).
+pub const MQTT_TOPIC_MAX_BYTES: usize = 65_535;
+
+/// Checks a topic filter the bridge subscribes to or routes payloads by (MQTT 5 §4.7): not empty,
+/// no NUL, `#` only as the whole last level, `+` only as a whole level. It must not start with
+/// `$share/` (the bridge adds the share group itself) and must not contain `,`, which separates
+/// filters in [`env::MQTT_FILTERS`] and routes in [`env::PAYLOAD_ROUTES`].
+///
+/// The error says what is wrong and what would be valid.
+pub fn validate_topic_filter(filter: &str) -> Result<(), String> {
+    const VALID: &str = "levels separated by `/`, each either text without `+`, `#` and `,`, \
+                         or exactly `+` (one level), or exactly `#` as the last level (all the \
+                         rest), e.g. `ehs/+/+/telemetry` or `ehs/#`";
+    let problem = if filter.is_empty() {
+        Some("is empty".to_owned())
+    } else if filter.len() > MQTT_TOPIC_MAX_BYTES {
+        Some(format!("is longer than {MQTT_TOPIC_MAX_BYTES} bytes"))
+    } else if filter.contains('\0') {
+        Some("contains a NUL character".to_owned())
+    } else if filter.contains(',') {
+        Some("contains `,`, which separates filters where the bridge reads them".to_owned())
+    } else if filter.starts_with("$share/") {
+        Some(
+            "starts with `$share/`: give the plain filter, the bridge adds its share group"
+                .to_owned(),
+        )
+    } else {
+        let last = filter.split('/').count() - 1;
+        filter
+            .split('/')
+            .enumerate()
+            .find_map(|(index, level)| match level {
+                "#" if index == last => None,
+                "#" => Some("has `#` before the last level".to_owned()),
+                "+" => None,
+                level if level.contains('#') => Some(format!("has `#` inside the level `{level}`")),
+                level if level.contains('+') => Some(format!("has `+` inside the level `{level}`")),
+                _ => None,
+            })
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(format!(
+            "MQTT topic filter `{filter}` {problem}; use {VALID}"
+        )),
+    }
+}
+
+/// Checks the pattern the bridge extracts ids from MQTT topics with, e.g.
+/// `ehs/{home}/{device}/telemetry`: levels separated by `/`, each a literal (no `{`, `}`, `+`,
+/// `#`, NUL), `+` (any one level, ignored), or a placeholder `{home}`, `{device}` or `{metric}`
+/// filling a whole level. `{home}` and `{device}` are required; no placeholder may repeat.
+///
+/// The error says what is wrong and what would be valid.
+pub fn validate_topic_pattern(pattern: &str) -> Result<(), String> {
+    const PLACEHOLDERS: [&str; 3] = ["{home}", "{device}", "{metric}"];
+    const VALID: &str = "levels separated by `/`, each literal text (without `{`, `}`, `+`, `#`), \
+                         `+`, or one of `{home}`, `{device}` (both required) and `{metric}`, \
+                         each at most once and filling its whole level, \
+                         e.g. `ehs/{home}/{device}/telemetry`";
+    let levels: Vec<&str> = pattern.split('/').collect();
+    let bad_level = levels.iter().find(|level| {
+        !PLACEHOLDERS.contains(level)
+            && **level != "+"
+            && level.contains(['{', '}', '+', '#', '\0'])
+    });
+    let count = |placeholder: &str| levels.iter().filter(|level| **level == placeholder).count();
+    let problem = if pattern.len() > MQTT_TOPIC_MAX_BYTES {
+        Some(format!("is longer than {MQTT_TOPIC_MAX_BYTES} bytes"))
+    } else if let Some(level) = bad_level {
+        Some(format!("has the level `{}`", level.escape_debug()))
+    } else if let Some(repeated) = PLACEHOLDERS.into_iter().find(|p| count(p) > 1) {
+        Some(format!("uses `{repeated}` more than once"))
+    } else if let Some(missing) = PLACEHOLDERS[..2].iter().find(|p| count(p) == 0) {
+        Some(format!("lacks `{missing}`"))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(format!("topic pattern `{pattern}` {problem}; use {VALID}")),
+    }
+}
+
+#[cfg(test)]
+mod topic_tests {
+    use super::*;
+
+    #[test]
+    fn valid_topic_filters() {
+        for filter in [
+            "ehs/+/+/telemetry",
+            "ehs/#",
+            "#",
+            "+",
+            "+/+",
+            "a//b",
+            "/",
+            "$SYS/#",
+            "ehs/a b",
+        ] {
+            assert_eq!(validate_topic_filter(filter), Ok(()), "{filter}");
+        }
+    }
+
+    #[test]
+    fn invalid_topic_filters_say_why() {
+        for (filter, problem) in [
+            ("", "is empty"),
+            ("ehs/#/x", "has `#` before the last level"),
+            ("ehs/a#", "has `#` inside the level `a#`"),
+            ("ehs/a+/b", "has `+` inside the level `a+`"),
+            ("ehs/+x", "has `+` inside the level `+x`"),
+            ("ehs/\0", "contains a NUL character"),
+            ("a,b", "contains `,`"),
+            ("$share/g/ehs/#", "starts with `$share/`"),
+        ] {
+            let error = validate_topic_filter(filter).unwrap_err();
+            assert!(error.contains(problem), "{filter}: {error}");
+            assert!(error.contains("e.g. `ehs/+/+/telemetry`"), "{error}");
+        }
+        assert!(validate_topic_filter(&"a".repeat(MQTT_TOPIC_MAX_BYTES + 1)).is_err());
+        assert!(validate_topic_filter(&"a".repeat(MQTT_TOPIC_MAX_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn valid_topic_patterns() {
+        for pattern in [
+            "ehs/{home}/{device}/telemetry",
+            "{device}/{home}",
+            "ehs/{home}/+/{device}/{metric}",
+            "/{home}/{device}",
+        ] {
+            assert_eq!(validate_topic_pattern(pattern), Ok(()), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn invalid_topic_patterns_say_why() {
+        for (pattern, problem) in [
+            ("ehs/{home}/telemetry", "lacks `{device}`"),
+            ("ehs/{device}", "lacks `{home}`"),
+            ("", "lacks `{home}`"),
+            ("ehs/{home}-x/{device}", "has the level `{home}-x`"),
+            ("ehs/{home}/{device}/#", "has the level `#`"),
+            ("ehs/{home}/{device}/{site}", "has the level `{site}`"),
+            ("ehs/{home}/{device}/a+", "has the level `a+`"),
+            ("ehs/{home}/{device}/\0", "has the level `\\0`"),
+            ("{home}/{home}/{device}", "uses `{home}` more than once"),
+            (
+                "{home}/{device}/{metric}/{metric}",
+                "uses `{metric}` more than once",
+            ),
+        ] {
+            let error = validate_topic_pattern(pattern).unwrap_err();
+            assert!(error.contains(problem), "{pattern}: {error}");
+            assert!(
+                error.contains("e.g. `ehs/{home}/{device}/telemetry`"),
+                "{error}"
+            );
+        }
+    }
+}
