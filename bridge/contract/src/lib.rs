@@ -261,24 +261,26 @@ pub fn validate_topic_pattern(pattern: &str) -> Result<(), String> {
                          each at most once and filling its whole level, \
                          e.g. `ehs/{home}/{device}/telemetry`";
     let levels: Vec<&str> = pattern.split('/').collect();
-    let bad_level = levels.iter().find(|level| {
-        !PLACEHOLDERS.contains(level)
-            && **level != "+"
-            && level.contains(['{', '}', '+', '#', '\0'])
-    });
     let count = |placeholder: &str| levels.iter().filter(|level| **level == placeholder).count();
-    let problem = if pattern.len() > MQTT_TOPIC_MAX_BYTES {
-        Some(format!("is longer than {MQTT_TOPIC_MAX_BYTES} bytes"))
-    } else if let Some(level) = bad_level {
-        Some(format!("has the level `{}`", level.escape_debug()))
-    } else if let Some(repeated) = PLACEHOLDERS.into_iter().find(|p| count(p) > 1) {
-        Some(format!("uses `{repeated}` more than once"))
-    } else if let Some(missing) = PLACEHOLDERS[..2].iter().find(|p| count(p) == 0) {
-        Some(format!("lacks `{missing}`"))
-    } else {
-        None
+    let problem = || {
+        if pattern.len() > MQTT_TOPIC_MAX_BYTES {
+            return Some(format!("is longer than {MQTT_TOPIC_MAX_BYTES} bytes"));
+        }
+        let bad_level = levels.iter().find(|level| {
+            !PLACEHOLDERS.contains(level)
+                && **level != "+"
+                && level.contains(['{', '}', '+', '#', '\0'])
+        });
+        if let Some(level) = bad_level {
+            return Some(format!("has the level `{}`", level.escape_debug()));
+        }
+        if let Some(repeated) = PLACEHOLDERS.into_iter().find(|p| count(p) > 1) {
+            return Some(format!("uses `{repeated}` more than once"));
+        }
+        let missing = PLACEHOLDERS[..2].iter().find(|p| count(p) == 0);
+        missing.map(|missing| format!("lacks `{missing}`"))
     };
-    match problem {
+    match problem() {
         None => Ok(()),
         Some(problem) => Err(format!("topic pattern `{pattern}` {problem}; use {VALID}")),
     }
