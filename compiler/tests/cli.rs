@@ -131,6 +131,20 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
              domain, production, providedExternally, namespaceSettings, kafka, bridge",
         ),
         (
+            "MQTT topic filter",
+            "bridge:\n  replicas: 3",
+            "bridge:\n  mqtt:\n    filters: [ehs/#/telemetry]\n  replicas: 3",
+            "environments/prod.yaml:36:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
+             the last level; use levels separated by `/`",
+        ),
+        (
+            "topic pattern",
+            "bridge:\n  replicas: 3",
+            "bridge:\n  topicPattern: ehs/{home}/telemetry\n  replicas: 3",
+            "environments/prod.yaml:35:17: topic pattern `ehs/{home}/telemetry` lacks \
+             `{device}`; use levels separated by `/`",
+        ),
+        (
             "invalid DNS name",
             "namespace: ehs-prod",
             "namespace: EHS_Prod",
@@ -167,22 +181,33 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
 
 #[test]
 fn bad_component_defaults_are_reported_in_the_defaults_file() {
-    let scratch = Scratch::new();
-    let before = scratch.rendered();
-    scratch.edit(
-        "components/kafka/defaults.yaml",
-        "  memory: 256Mi",
-        "  memory: lots",
-    );
-    scratch
-        .ehs()
-        .arg("render")
-        .assert()
-        .code(EXIT_ERROR)
-        .stderr(predicate::str::contains(
+    let cases = [
+        (
+            "components/kafka/defaults.yaml",
+            "  memory: 256Mi",
+            "  memory: lots",
             "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
-        ));
-    assert!(scratch.rendered() == before);
+        ),
+        (
+            "components/bridge/defaults.yaml",
+            "  - filter: ehs/+/+/telemetry",
+            "  - filter: ehs/+x/telemetry",
+            "components/bridge/defaults.yaml:25:13: MQTT topic filter `ehs/+x/telemetry` has `+` \
+             inside the level `+x`",
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let scratch = Scratch::new();
+        let before = scratch.rendered();
+        scratch.edit(file, from, to);
+        scratch
+            .ehs()
+            .arg("render")
+            .assert()
+            .code(EXIT_ERROR)
+            .stderr(predicate::str::contains(expected));
+        assert!(scratch.rendered() == before, "{file}: rendered/ changed");
+    }
 }
 
 #[test]

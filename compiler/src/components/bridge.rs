@@ -23,7 +23,10 @@ use super::{
     ComponentError,
 };
 use crate::manifest::Manifest;
-use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
+use crate::model::{
+    Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer, TopicFilter,
+    TopicPattern,
+};
 use crate::resolve::Platform;
 use crate::templates::Templates;
 
@@ -45,7 +48,7 @@ pub struct Layer {
     /// Where and how the bridge subscribes.
     pub mqtt: Option<MqttLayer>,
     /// Pattern extracting ids from the MQTT topic, e.g. `ehs/{home}/{device}/telemetry`.
-    pub topic_pattern: Option<String>,
+    pub topic_pattern: Option<TopicPattern>,
     /// Payload decoder per MQTT topic filter; the first matching filter wins.
     pub payload_routes: Option<Vec<PayloadRouteSetting>>,
     /// Largest MQTT payload accepted, in bytes; larger ones are dead-lettered.
@@ -74,7 +77,7 @@ pub struct MqttLayer {
     /// Shared-subscription group the replicas join.
     pub share_group: Option<String>,
     /// Topic filters subscribed as `$share/<group>/<filter>`.
-    pub filters: Option<Vec<String>>,
+    pub filters: Option<Vec<TopicFilter>>,
     /// How long the broker keeps a disconnected replica's session, in seconds.
     pub session_expiry_secs: Option<Count>,
     /// QoS 1 messages the broker may have in flight to one replica (MQTT v5 receive maximum).
@@ -88,7 +91,7 @@ pub struct MqttLayer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PayloadRouteSetting {
     /// MQTT topic filter, e.g. `ehs/+/+/telemetry`.
-    pub filter: String,
+    pub filter: TopicFilter,
     /// Decoder for payloads on matching topics.
     pub adapter: PayloadAdapter,
 }
@@ -119,7 +122,7 @@ pub struct Settings {
     pub image: Image,
     pub resources: Resources,
     pub mqtt: Mqtt,
-    pub topic_pattern: String,
+    pub topic_pattern: TopicPattern,
     pub payload_routes: Vec<PayloadRouteSetting>,
     pub max_payload_bytes: Count,
     pub max_in_flight: Count,
@@ -135,7 +138,7 @@ pub struct Mqtt {
     pub broker_service: DnsLabel,
     pub broker_port: u16,
     pub share_group: String,
-    pub filters: Vec<String>,
+    pub filters: Vec<TopicFilter>,
     pub session_expiry_secs: Count,
     pub receive_maximum: u16,
     pub credentials_secret: DnsSubdomain,
@@ -198,7 +201,7 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
         .payload_routes
         .iter()
         .map(|route| PayloadRoute {
-            filter: route.filter.clone(),
+            filter: route.filter.to_string(),
             adapter: route.adapter,
         })
         .collect();
@@ -206,7 +209,16 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
         pod_field_env_var(env::MQTT_CLIENT_ID, "metadata.name"),
         env_var(env::MQTT_URL, bridge.mqtt.url(namespace)),
         env_var(env::MQTT_SHARE_GROUP, bridge.mqtt.share_group.clone()),
-        env_var(env::MQTT_FILTERS, bridge.mqtt.filters.join(",")),
+        env_var(
+            env::MQTT_FILTERS,
+            bridge
+                .mqtt
+                .filters
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<&str>>()
+                .join(","),
+        ),
         env_var(
             env::MQTT_SESSION_EXPIRY_SECS,
             bridge.mqtt.session_expiry_secs.to_string(),
@@ -223,7 +235,7 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
             env::MQTT_PASSWORD_FILE,
             format!("{CREDENTIALS_MOUNT}/password"),
         ),
-        env_var(env::TOPIC_PATTERN, bridge.topic_pattern.clone()),
+        env_var(env::TOPIC_PATTERN, bridge.topic_pattern.to_string()),
         env_var(env::PAYLOAD_ROUTES, format_payload_routes(&routes)),
         env_var(env::MAX_PAYLOAD_BYTES, bridge.max_payload_bytes.to_string()),
         env_var(
