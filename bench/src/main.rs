@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ehs_bench::bridge_process::{BridgeProcess, BridgeSpec};
-use ehs_bench::cpu::{cores, process_cpu_seconds, MachineCpu};
+use ehs_bench::cpu::{cores, process_cpu_seconds, thread_cpu_seconds, MachineCpu};
 use ehs_bench::kafka::{create_topic, high_watermarks, StartAt, TopicReader};
 use ehs_bench::publisher::{publish, PublishPlan};
 use ehs_bench::stack::Stack;
@@ -57,6 +57,9 @@ struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Alternating ceiling/bridge measurements per QoS; the median ratio is judged.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Measure only the broker's ceiling (no bridge needed).
     #[arg(long)]
     ceiling_only: bool,
@@ -74,6 +77,7 @@ struct CpuShare {
 #[derive(Debug, Serialize)]
 struct ThroughputRun {
     qos: u8,
+    round: u32,
     messages: u64,
     publisher_rate: f64,
     ceiling_rate: f64,
@@ -115,6 +119,8 @@ struct Report {
     throughput: Vec<ThroughputRun>,
     latency: Option<LatencyRun>,
     bridge_peak_rss_kib: Option<u64>,
+    /// CPU seconds per bridge thread name over the whole run.
+    bridge_threads: Vec<(String, f64)>,
     bridge_config: BTreeMap<&'static str, String>,
     targets: Option<Targets>,
 }
@@ -122,6 +128,8 @@ struct Report {
 #[derive(Debug, Serialize)]
 struct Targets {
     ratio_at_least: f64,
+    median_ratio_qos0: Option<f64>,
+    median_ratio_qos1: Option<f64>,
     p99_ms_at_most: i64,
     peak_rss_mib_at_most: u64,
     all_met: bool,
@@ -219,10 +227,11 @@ impl Bench {
         Fleet::new(format!("{}-latency", self.run), "latd", self.args.devices)
     }
 
-    fn plan(&self, fleet: Fleet, qos: u8) -> PublishPlan {
+    /// Round `round`'s messages of `fleet`: each round publishes the next `messages` indices.
+    fn plan(&self, fleet: Fleet, qos: u8, round: u32) -> PublishPlan {
         PublishPlan {
             fleet,
-            first_index: 0,
+            first_index: u64::from(round) * self.args.messages,
             count: self.args.messages,
             qos,
             rate_per_sec: None,
@@ -231,11 +240,14 @@ impl Bench {
     }
 
     /// Same publisher → Mosquitto → a subscriber that only receives.
-    async fn ceiling(&self, qos: u8) -> Result<ThroughputRun> {
+    async fn ceiling(&self, qos: u8, round: u32) -> Result<ThroughputRun> {
         let args = &self.args;
         progress(
             args.json,
-            &format!("QoS {qos}: broker ceiling, {} messages", args.messages),
+            &format!(
+                "QoS {qos} round {round}: broker ceiling, {} messages",
+                args.messages
+            ),
         );
         let fleet = Fleet::new(
             format!("{}-ceiling-q{qos}", self.run),
@@ -245,7 +257,7 @@ impl Bench {
         let cpu_start = self.processes.sample();
         let subscriber = Subscriber::start(
             &self.stack,
-            &format!("{}-ceiling-sub-q{qos}", self.run),
+            &format!("{}-ceiling-sub-q{qos}-r{round}", self.run),
             fleet.clone(),
             qos,
             args.receive_maximum,
@@ -255,8 +267,8 @@ impl Bench {
         .await?;
         let published = publish(
             &self.stack,
-            &format!("{}-ceiling-pub-q{qos}", self.run),
-            self.plan(fleet, qos),
+            &format!("{}-ceiling-pub-q{qos}-r{round}", self.run),
+            self.plan(fleet, qos, round),
         )
         .await?;
         let received = subscriber.finish().await?;
@@ -269,6 +281,7 @@ impl Bench {
         };
         Ok(ThroughputRun {
             qos,
+            round,
             messages: args.messages,
             publisher_rate: round2(published.rate()),
             ceiling_rate: round2(ceiling_rate),
@@ -308,24 +321,39 @@ impl Bench {
 
     /// Publisher → Mosquitto → bridge → Kafka, timed by the broker's append timestamps, so
     /// reading the records back afterwards costs nothing inside the measured interval.
-    async fn through_bridge(&self, topic: &str, qos: u8, ceiling_rate: f64) -> Result<BridgeRun> {
+    async fn through_bridge(
+        &self,
+        bridge: &BridgeProcess,
+        topic: &str,
+        qos: u8,
+        round: u32,
+        ceiling_rate: f64,
+    ) -> Result<BridgeRun> {
         let args = &self.args;
         progress(
             args.json,
-            &format!("QoS {qos}: bridge end to end, {} messages", args.messages),
+            &format!(
+                "QoS {qos} round {round}: bridge end to end, {} messages",
+                args.messages
+            ),
         );
         let fleet = self.bridge_fleet(qos);
         let marks = high_watermarks(&self.stack.kafka_bootstrap, topic)?;
+        let produced_before = bridge.metric_sum(PRODUCED_METRIC);
         let cpu_start = self.processes.sample();
         let published = publish(
             &self.stack,
-            &format!("{}-bridge-pub-q{qos}", self.run),
-            self.plan(fleet.clone(), qos),
+            &format!("{}-bridge-pub-q{qos}-r{round}", self.run),
+            self.plan(fleet.clone(), qos, round),
         )
         .await?;
-        let got = self.collect(topic, marks, &fleet, args.messages).await?;
+        wait_for_bridge(bridge, produced_before, args.messages).await;
         let cpu = self.processes.since(&cpu_start);
-        let result = check(&got, fleet.ids(0, args.messages));
+        let got = self.collect(topic, marks, &fleet, args.messages).await?;
+        let result = check(
+            &got,
+            fleet.ids(u64::from(round) * args.messages, args.messages),
+        );
         let rate = match verify::last_kafka_ts_ms(&got) {
             Some(last) => {
                 result.distinct as f64 * 1000.0 / ((last - published.started_at_ms).max(1)) as f64
@@ -348,7 +376,7 @@ impl Bench {
     }
 
     /// QoS 1 at a fixed rate: device timestamp (publish time) → Kafka append time.
-    async fn latency(&self, topic: &str) -> Result<LatencyRun> {
+    async fn latency(&self, bridge: &BridgeProcess, topic: &str) -> Result<LatencyRun> {
         let args = &self.args;
         let fleet = self.latency_fleet();
         let messages = u64::from(args.latency_rate) * u64::from(args.latency_secs);
@@ -360,13 +388,15 @@ impl Bench {
             ),
         );
         let marks = high_watermarks(&self.stack.kafka_bootstrap, topic)?;
+        let produced_before = bridge.metric_sum(PRODUCED_METRIC);
         let cpu_start = self.processes.sample();
         let plan = PublishPlan {
             count: messages,
             rate_per_sec: Some(args.latency_rate),
-            ..self.plan(fleet.clone(), 1)
+            ..self.plan(fleet.clone(), 1, 0)
         };
         let published = publish(&self.stack, &format!("{}-latency-pub", self.run), plan).await?;
+        wait_for_bridge(bridge, produced_before, messages).await;
         let cpu = self.processes.since(&cpu_start);
         let got = self.collect(topic, marks, &fleet, messages).await?;
         let result = check(&got, fleet.ids(0, messages));
@@ -425,7 +455,9 @@ async fn main() -> Result<()> {
     if bench.args.ceiling_only {
         let mut throughput = Vec::new();
         for qos in [0u8, 1] {
-            throughput.push(bench.ceiling(qos).await?);
+            for round in 0..bench.args.rounds {
+                throughput.push(bench.ceiling(qos, round).await?);
+            }
         }
         let report = Report {
             cores: cores(),
@@ -433,6 +465,7 @@ async fn main() -> Result<()> {
             throughput,
             latency: None,
             bridge_peak_rss_kib: None,
+            bridge_threads: Vec::new(),
             bridge_config: BTreeMap::new(),
             targets: None,
         };
@@ -489,14 +522,26 @@ async fn main() -> Result<()> {
     bench.processes.pids.push(("bridge", bridge.pid()));
 
     let mut throughput = Vec::new();
+    // Ceiling and bridge alternate, round by round, so both see the same background load;
+    // the verdict uses the median ratio.
     for qos in [0u8, 1] {
-        let mut run = bench.ceiling(qos).await?;
-        run.bridge = Some(bench.through_bridge(&topic, qos, run.ceiling_rate).await?);
-        throughput.push(run);
+        for round in 0..bench.args.rounds {
+            let mut run = bench.ceiling(qos, round).await?;
+            run.bridge = Some(
+                bench
+                    .through_bridge(&bridge, &topic, qos, round, run.ceiling_rate)
+                    .await?,
+            );
+            throughput.push(run);
+        }
     }
-    let latency = bench.latency(&topic).await?;
+    let latency = bench.latency(&bridge, &topic).await?;
 
     let peak_rss = bridge.peak_rss_kib();
+    let bridge_threads = thread_cpu_seconds(bridge.pid())
+        .into_iter()
+        .map(|(name, seconds)| (name, round2(seconds)))
+        .collect();
     progress(bench.args.json, "stopping the bridge (SIGTERM)");
     bridge.sigterm()?;
     bridge
@@ -510,10 +555,33 @@ async fn main() -> Result<()> {
         throughput,
         latency: Some(latency),
         bridge_peak_rss_kib: peak_rss,
+        bridge_threads,
         bridge_config,
         targets: Some(targets),
     };
     output(&bench.args, &report)
+}
+
+/// The bridge's count of reading records Kafka acknowledged (one per message here).
+const PRODUCED_METRIC: &str = "ehs_bridge_kafka_records_produced_total";
+
+/// Waits until the bridge has produced `count` more records than `before`, or made no progress
+/// for 10 s, so the Kafka reader never competes with the bridge for CPU inside a measured phase.
+async fn wait_for_bridge(bridge: &BridgeProcess, before: f64, count: u64) {
+    let target = before + count as f64;
+    let mut last = before;
+    let mut last_change = Instant::now();
+    loop {
+        let produced = bridge.metric_sum(PRODUCED_METRIC);
+        if produced >= target || last_change.elapsed() > Duration::from_secs(10) {
+            return;
+        }
+        if produced > last {
+            last = produced;
+            last_change = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn contention_note() -> String {
@@ -537,17 +605,23 @@ fn judge(throughput: &[ThroughputRun], latency: &LatencyRun, peak_rss_kib: Optio
     const P99_MS: i64 = 10;
     const RSS_MIB: u64 = 32;
     let mut missed = Vec::new();
+    for qos in [0u8, 1] {
+        match median_ratio(throughput, qos) {
+            Some(ratio) if ratio >= RATIO => {}
+            Some(ratio) => missed.push(format!(
+                "QoS {qos}: bridge at {:.0}% of the broker ceiling (median of rounds)",
+                ratio * 100.0
+            )),
+            None => {}
+        }
+    }
     for run in throughput {
         let Some(bridge) = &run.bridge else { continue };
-        if bridge.ratio_to_ceiling < RATIO {
-            missed.push(format!(
-                "QoS {}: bridge at {:.0}% of the broker ceiling",
-                run.qos,
-                bridge.ratio_to_ceiling * 100.0
-            ));
-        }
         if run.qos > 0 && bridge.lost > 0 {
-            missed.push(format!("QoS {}: {} messages lost", run.qos, bridge.lost));
+            missed.push(format!(
+                "QoS {} round {}: {} messages lost",
+                run.qos, run.round, bridge.lost
+            ));
         }
     }
     if latency.lost > 0 {
@@ -570,11 +644,27 @@ fn judge(throughput: &[ThroughputRun], latency: &LatencyRun, peak_rss_kib: Optio
     }
     Targets {
         ratio_at_least: RATIO,
+        median_ratio_qos0: median_ratio(throughput, 0),
+        median_ratio_qos1: median_ratio(throughput, 1),
         p99_ms_at_most: P99_MS,
         peak_rss_mib_at_most: RSS_MIB,
         all_met: missed.is_empty(),
         missed,
     }
+}
+
+/// Median over the rounds of one QoS of the bridge's rate relative to the ceiling.
+fn median_ratio(throughput: &[ThroughputRun], qos: u8) -> Option<f64> {
+    let mut ratios: Vec<f64> = throughput
+        .iter()
+        .filter(|run| run.qos == qos)
+        .filter_map(|run| Some(run.bridge.as_ref()?.ratio_to_ceiling))
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(ratios[ratios.len() / 2])
 }
 
 fn cpu_line(cpu: &CpuShare) -> String {
@@ -594,15 +684,28 @@ fn cpu_line(cpu: &CpuShare) -> String {
 fn print_table(report: &Report) {
     println!();
     println!(
-        "{:<4} {:>11} {:>11} {:>11} {:>7} {:>9} {:>6} {:>6} {:>7}",
-        "QoS", "publisher", "ceiling", "bridge e2e", "ratio", "distinct", "lost", "dups", "order"
+        "{:<4} {:<6} {:>11} {:>11} {:>11} {:>7} {:>9} {:>6} {:>6} {:>7}",
+        "QoS",
+        "round",
+        "publisher",
+        "ceiling",
+        "bridge e2e",
+        "ratio",
+        "distinct",
+        "lost",
+        "dups",
+        "order"
     );
-    println!("{:<4} {:>11} {:>11} {:>11}", "", "msg/s", "msg/s", "msg/s");
+    println!(
+        "{:<4} {:<6} {:>11} {:>11} {:>11}",
+        "", "", "msg/s", "msg/s", "msg/s"
+    );
     for run in &report.throughput {
         match &run.bridge {
             Some(bridge) => println!(
-                "{:<4} {:>11.0} {:>11.0} {:>11.0} {:>6.0}% {:>9} {:>6} {:>6} {:>7}",
+                "{:<4} {:<6} {:>11.0} {:>11.0} {:>11.0} {:>6.0}% {:>9} {:>6} {:>6} {:>7}",
                 run.qos,
+                run.round,
                 run.publisher_rate,
                 run.ceiling_rate,
                 bridge.rate,
@@ -613,8 +716,9 @@ fn print_table(report: &Report) {
                 bridge.order_violations
             ),
             None => println!(
-                "{:<4} {:>11.0} {:>11.0} {:>11} (ceiling received {} of {})",
+                "{:<4} {:<6} {:>11.0} {:>11.0} {:>11} (ceiling received {} of {})",
                 run.qos,
+                run.round,
                 run.publisher_rate,
                 run.ceiling_rate,
                 "-",
@@ -623,15 +727,26 @@ fn print_table(report: &Report) {
             ),
         }
     }
+    for qos in [0u8, 1] {
+        if let Some(ratio) = median_ratio(&report.throughput, qos) {
+            println!("QoS {qos} median ratio to ceiling: {:.0}%", ratio * 100.0);
+        }
+    }
     println!();
     for run in &report.throughput {
         println!(
-            "QoS {} ceiling CPU: {}",
+            "QoS {} round {} ceiling CPU: {}",
             run.qos,
+            run.round,
             cpu_line(&run.ceiling_cpu)
         );
         if let Some(bridge) = &run.bridge {
-            println!("QoS {} bridge  CPU: {}", run.qos, cpu_line(&bridge.cpu));
+            println!(
+                "QoS {} round {} bridge  CPU: {}",
+                run.qos,
+                run.round,
+                cpu_line(&bridge.cpu)
+            );
         }
     }
     if let Some(latency) = &report.latency {
@@ -653,6 +768,14 @@ fn print_table(report: &Report) {
     if let Some(kib) = report.bridge_peak_rss_kib {
         println!();
         println!("bridge peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+    }
+    if !report.bridge_threads.is_empty() {
+        let threads: Vec<String> = report
+            .bridge_threads
+            .iter()
+            .map(|(name, s)| format!("{name} {s:.1}s"))
+            .collect();
+        println!("bridge CPU by thread, whole run: {}", threads.join(", "));
     }
     if !report.bridge_config.is_empty() {
         let config: Vec<String> = report
