@@ -166,16 +166,27 @@ pub async fn send(
     }
 }
 
-/// Asks Kafka for the readings topic's metadata on a blocking thread, so a hung broker cannot
-/// stall the runtime. True when Kafka answered in time.
-pub async fn probe(producer: &Arc<BridgeProducer>, topic: &str, timeout: Duration) -> bool {
+/// Asks Kafka for the metadata of `topics` on a blocking thread, so a hung broker cannot stall
+/// the runtime. True when Kafka answered in time and every topic exists and is readable: a
+/// missing or forbidden topic would fail every record, so it counts as Kafka being unusable.
+pub async fn probe(producer: &Arc<BridgeProducer>, topics: &[String], timeout: Duration) -> bool {
     let producer = Arc::clone(producer);
-    let topic = topic.to_owned();
+    let topics = topics.to_vec();
     let task = tokio::task::spawn_blocking(move || {
-        producer.client().fetch_metadata(Some(&topic), timeout)
+        topics.iter().try_fold(true, |usable, topic| {
+            let metadata = producer.client().fetch_metadata(Some(topic), timeout)?;
+            let present = metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            if !present {
+                tracing::debug!(%topic, "kafka topic missing or not authorized");
+            }
+            Ok::<bool, KafkaError>(usable && present && !metadata.brokers().is_empty())
+        })
     });
-    match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
-        Ok(Ok(Ok(metadata))) => !metadata.brokers().is_empty(),
+    match tokio::time::timeout(timeout * 2 + Duration::from_secs(1), task).await {
+        Ok(Ok(Ok(usable))) => usable,
         Ok(Ok(Err(error))) => {
             tracing::debug!(%error, "kafka metadata probe failed");
             false

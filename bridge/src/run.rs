@@ -53,7 +53,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tokio::spawn(crate::http::serve(listener, Arc::clone(&shared)));
     tokio::spawn(probe_kafka(
         Arc::clone(&producer),
-        config.kafka_topic.clone(),
+        vec![config.kafka_topic.clone(), config.dead_letter_topic.clone()],
         Arc::clone(&shared),
     ));
 
@@ -124,10 +124,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn probe_kafka(producer: Arc<kafka::BridgeProducer>, topic: String, shared: Arc<Shared>) {
+async fn probe_kafka(
+    producer: Arc<kafka::BridgeProducer>,
+    topics: Vec<String>,
+    shared: Arc<Shared>,
+) {
     let mut was_up = None;
     loop {
-        let up = kafka::probe(&producer, &topic, KAFKA_PROBE_TIMEOUT).await;
+        let up = kafka::probe(&producer, &topics, KAFKA_PROBE_TIMEOUT).await;
         if up {
             shared.kafka_answered();
         } else {
@@ -135,9 +139,11 @@ async fn probe_kafka(producer: Arc<kafka::BridgeProducer>, topic: String, shared
         }
         if was_up != Some(up) {
             if up {
-                tracing::info!("kafka answers metadata requests");
+                tracing::info!("kafka answers and both topics exist");
             } else {
-                tracing::warn!("kafka does not answer metadata requests");
+                tracing::warn!(
+                    "kafka unusable: no metadata answer, or a topic is missing or forbidden"
+                );
             }
             was_up = Some(up);
         }

@@ -137,7 +137,7 @@ impl Shared {
             return Err("mqtt subscriptions not granted");
         }
         if !self.fresh(&self.kafka_ok_at, KAFKA_FRESHNESS) {
-            return Err("kafka metadata not answered recently");
+            return Err("kafka unreachable or a topic missing");
         }
         Ok(())
     }
