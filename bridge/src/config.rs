@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use ehs_contract::env;
 use ehs_contract::{OutputEncoding, PayloadRoute};
 
-use crate::topic::{FilterError, PatternError, TopicFilter, TopicPattern};
+use crate::topic::{TopicError, TopicFilter, TopicPattern};
 
 /// Largest MQTT receive maximum the protocol allows.
 const RECEIVE_MAXIMUM_LIMIT: u32 = 65_535;
@@ -31,13 +31,13 @@ pub enum ConfigError {
     #[error("--mqtt-filters / {var}: at least one topic filter is required", var = env::MQTT_FILTERS)]
     NoFilters,
     #[error("--mqtt-filters / {var}", var = env::MQTT_FILTERS)]
-    Filter(#[source] FilterError),
+    Filter(#[source] TopicError),
     #[error("--payload-routes / {var}", var = env::PAYLOAD_ROUTES)]
-    RouteFilter(#[source] FilterError),
+    RouteFilter(#[source] TopicError),
     #[error("--payload-routes / {var}: {0}", var = env::PAYLOAD_ROUTES)]
     Routes(String),
     #[error("--topic-pattern / {var}", var = env::TOPIC_PATTERN)]
-    Pattern(#[source] PatternError),
+    Pattern(#[source] TopicError),
     #[error("--mqtt-receive-maximum / {var}: must be between 1 and {RECEIVE_MAXIMUM_LIMIT}, got {0}", var = env::MQTT_RECEIVE_MAXIMUM)]
     ReceiveMaximum(u32),
     #[error(

@@ -1,25 +1,13 @@
 //! MQTT topic filters (`+`, `#`) and the pattern that extracts home and device ids from a topic.
+//! What is valid is decided by `ehs_contract::validate_topic_filter` and
+//! `validate_topic_pattern`, which the compiler applies to the same values at load time.
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FilterError {
-    #[error("topic filter is empty")]
-    Empty,
-    #[error("topic filter `{0}`: `#` must be the whole last level")]
-    MultiLevelWildcard(String),
-    #[error("topic filter `{0}`: `+` must be a whole level")]
-    SingleLevelWildcard(String),
-    #[error("topic filter `{0}` starts with `$share/`; give the plain filter, the group comes from --mqtt-share-group")]
-    AlreadyShared(String),
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PatternError {
-    #[error("topic pattern `{0}` needs both {{home}} and {{device}}")]
-    MissingPlaceholder(String),
-    #[error("topic pattern `{pattern}`: level `{level}` is neither a literal, `+`, nor one of {{home}}, {{device}}, {{metric}}")]
-    BadLevel { pattern: String, level: String },
-    #[error("topic pattern `{pattern}` uses {{{name}}} twice")]
-    Duplicate { pattern: String, name: &'static str },
+pub enum TopicError {
+    #[error("{0}")]
+    InvalidFilter(String),
+    #[error("{0}")]
+    InvalidPattern(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,30 +26,16 @@ pub struct TopicFilter {
 }
 
 impl TopicFilter {
-    pub fn parse(text: &str) -> Result<Self, FilterError> {
-        if text.is_empty() {
-            return Err(FilterError::Empty);
-        }
-        if text.starts_with("$share/") {
-            return Err(FilterError::AlreadyShared(text.to_owned()));
-        }
-        let parts: Vec<&str> = text.split('/').collect();
-        let last = parts.len() - 1;
-        let levels = parts
-            .iter()
-            .enumerate()
-            .map(|(index, level)| match *level {
-                "#" if index == last => Ok(FilterLevel::AnyRest),
-                "+" => Ok(FilterLevel::AnyOne),
-                level if level.contains('#') => {
-                    Err(FilterError::MultiLevelWildcard(text.to_owned()))
-                }
-                level if level.contains('+') => {
-                    Err(FilterError::SingleLevelWildcard(text.to_owned()))
-                }
-                level => Ok(FilterLevel::Literal(level.to_owned())),
+    pub fn parse(text: &str) -> Result<Self, TopicError> {
+        ehs_contract::validate_topic_filter(text).map_err(TopicError::InvalidFilter)?;
+        let levels = text
+            .split('/')
+            .map(|level| match level {
+                "#" => FilterLevel::AnyRest,
+                "+" => FilterLevel::AnyOne,
+                literal => FilterLevel::Literal(literal.to_owned()),
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
         Ok(Self {
             text: text.to_owned(),
             levels,
@@ -124,43 +98,22 @@ pub struct TopicIds<'a> {
 }
 
 impl TopicPattern {
-    pub fn parse(pattern: &str) -> Result<Self, PatternError> {
+    pub fn parse(pattern: &str) -> Result<Self, TopicError> {
+        ehs_contract::validate_topic_pattern(pattern).map_err(TopicError::InvalidPattern)?;
         let mut literals = Vec::new();
-        let mut levels = Vec::new();
-        for level in pattern.split('/') {
-            let parsed = match level {
+        let levels = pattern
+            .split('/')
+            .map(|level| match level {
                 "{home}" => PatternLevel::Home,
                 "{device}" => PatternLevel::Device,
                 "{metric}" => PatternLevel::Metric,
                 "+" => PatternLevel::Any,
-                literal if !literal.contains(['{', '}', '+', '#']) => {
+                literal => {
                     literals.push(literal.to_owned());
                     PatternLevel::Literal(literals.len() - 1)
                 }
-                other => {
-                    return Err(PatternError::BadLevel {
-                        pattern: pattern.to_owned(),
-                        level: other.to_owned(),
-                    })
-                }
-            };
-            for (name, placeholder) in [
-                ("home", PatternLevel::Home),
-                ("device", PatternLevel::Device),
-                ("metric", PatternLevel::Metric),
-            ] {
-                if parsed == placeholder && levels.contains(&placeholder) {
-                    return Err(PatternError::Duplicate {
-                        pattern: pattern.to_owned(),
-                        name,
-                    });
-                }
-            }
-            levels.push(parsed);
-        }
-        if !levels.contains(&PatternLevel::Home) || !levels.contains(&PatternLevel::Device) {
-            return Err(PatternError::MissingPlaceholder(pattern.to_owned()));
-        }
+            })
+            .collect();
         Ok(Self { literals, levels })
     }
 
@@ -235,23 +188,18 @@ mod tests {
 
     #[test]
     fn invalid_filters() {
-        assert_eq!(TopicFilter::parse(""), Err(FilterError::Empty));
-        assert!(matches!(
-            TopicFilter::parse("a/#/b"),
-            Err(FilterError::MultiLevelWildcard(_))
-        ));
-        assert!(matches!(
-            TopicFilter::parse("a/b#"),
-            Err(FilterError::MultiLevelWildcard(_))
-        ));
-        assert!(matches!(
-            TopicFilter::parse("a/b+/c"),
-            Err(FilterError::SingleLevelWildcard(_))
-        ));
-        assert!(matches!(
-            TopicFilter::parse("$share/g/a"),
-            Err(FilterError::AlreadyShared(_))
-        ));
+        for (filter, problem) in [
+            ("", "is empty"),
+            ("a/#/b", "before the last level"),
+            ("a/b#", "inside the level"),
+            ("a/b+/c", "inside the level"),
+            ("$share/g/a", "$share/"),
+        ] {
+            let Err(TopicError::InvalidFilter(message)) = TopicFilter::parse(filter) else {
+                panic!("`{filter}` should be invalid");
+            };
+            assert!(message.contains(problem), "{message}");
+        }
     }
 
     #[test]
@@ -284,21 +232,16 @@ mod tests {
 
     #[test]
     fn invalid_patterns() {
-        assert!(matches!(
-            TopicPattern::parse("ehs/{home}/x"),
-            Err(PatternError::MissingPlaceholder(_))
-        ));
-        assert!(matches!(
-            TopicPattern::parse("ehs/{home}/{device}/#"),
-            Err(PatternError::BadLevel { .. })
-        ));
-        assert!(matches!(
-            TopicPattern::parse("ehs/{home}/{device}/{site}"),
-            Err(PatternError::BadLevel { .. })
-        ));
-        assert!(matches!(
-            TopicPattern::parse("{home}/{device}/{home}"),
-            Err(PatternError::Duplicate { name: "home", .. })
-        ));
+        for (pattern, problem) in [
+            ("ehs/{home}/x", "lacks `{device}`"),
+            ("ehs/{home}/{device}/#", "has the level `#`"),
+            ("ehs/{home}/{device}/{site}", "has the level `{site}`"),
+            ("{home}/{device}/{home}", "more than once"),
+        ] {
+            let Err(TopicError::InvalidPattern(message)) = TopicPattern::parse(pattern) else {
+                panic!("`{pattern}` should be invalid");
+            };
+            assert!(message.contains(problem), "{message}");
+        }
     }
 }
