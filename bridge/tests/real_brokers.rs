@@ -72,22 +72,46 @@ fn settle(
 }
 
 fn assert_nothing_lost(test: &str, result: &DeliveryCheck, replicas: &[&BridgeProcess]) {
-    let logs: Vec<String> = replicas
+    let state: Vec<String> = replicas
         .iter()
-        .map(|r| r.log_path().display().to_string())
+        .map(|r| format!("{} ({})", r.log_path().display(), bridge_state(r)))
         .collect();
     assert!(
         result.missing.is_empty(),
-        "[{test}] {} of {} messages never reached Kafka ({}); bridge logs: {}",
+        "[{test}] {} of {} messages never reached Kafka ({}); bridges: {}",
         result.lost(),
         result.expected,
-        result.missing_summary(5),
-        logs.join(", ")
+        result.missing_summary(3),
+        state.join("; ")
     );
     assert_eq!(
         result.unexpected, 0,
         "[{test}] records for messages that were never published"
     );
+}
+
+/// The bridge's own counters, for failure messages: where did the messages stop?
+fn bridge_state(replica: &BridgeProcess) -> String {
+    const SHOWN: [&str; 7] = [
+        "ehs_bridge_mqtt_messages_received_total",
+        "ehs_bridge_kafka_records_produced_total",
+        "ehs_bridge_mqtt_acks_sent_total",
+        "ehs_bridge_in_flight_messages",
+        "ehs_bridge_mqtt_stale_acks_dropped_total",
+        "ehs_bridge_mqtt_connected",
+        "ehs_bridge_kafka_delivery_failures_total",
+    ];
+    if !replica.is_ready() && replica.metrics().is_empty() {
+        return "not answering".to_owned();
+    }
+    SHOWN
+        .iter()
+        .map(|name| {
+            let short = name.trim_start_matches("ehs_bridge_");
+            format!("{short}={}", replica.metric_sum(name))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn received(replica: &BridgeProcess) -> f64 {
@@ -118,13 +142,13 @@ fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
 }
 
 /// Two replicas in one share group split the stream: every message exactly once, and each
-/// device's messages in publish order (devices publish every 40 ms here, far longer than the
+/// device's messages in publish order (devices publish every 100 ms here, far longer than the
 /// bridge takes, as real meters do; a shared subscription does not pin a device to a replica).
 #[test]
 fn two_replicas_share_the_stream_exactly_once_in_order() {
     const TEST: &str = "share";
     const MESSAGES: u64 = 20_000;
-    let s = scenario(TEST, 200);
+    let s = scenario(TEST, 500);
     let settings = ReplicaSettings::default();
     let a = start(&s, 0, &settings);
     let b = start(&s, 1, &settings);
@@ -340,6 +364,17 @@ fn kafka_outage_and_freeze_lose_nothing_and_flow_resumes() {
 
     // Warm-up: the flow works.
     s.join(next_batch(&s, &mut published, 2_000, 2_000));
+    let warm = settle(
+        &format!("{TEST}/warm-up"),
+        &s,
+        &reader,
+        published,
+        60,
+        20,
+        Duration::ZERO,
+    );
+    assert_nothing_lost(&format!("{TEST}/warm-up"), &warm, &[&bridge]);
+    drop(reader);
     let rss_before = bridge.peak_rss_kib().unwrap_or(0);
 
     // Stopped Kafka.
@@ -358,6 +393,9 @@ fn kafka_outage_and_freeze_lose_nothing_and_flow_resumes() {
         .unwrap_or_else(|error| panic!("{}", error_chain(&error)));
     eprintln!("[{TEST}] Kafka was down {:?}", stopped_at.elapsed());
     let ready_again = wait_until(Duration::from_secs(60), || bridge.is_ready());
+    // A fresh reader after each outage: the verdict must not depend on how this test's own
+    // consumer rode out the outage.
+    let reader = s.readings().expect("read the readings topic");
     let after_stop = settle(
         &format!("{TEST}/stop"),
         &s,
@@ -371,6 +409,7 @@ fn kafka_outage_and_freeze_lose_nothing_and_flow_resumes() {
         "[{TEST}/stop] not ready while stopped: {unready}; ready again: {ready_again}; in flight while stopped: {in_flight_during_stop} (max {}); RSS {} KiB before, {} KiB during",
         settings.max_in_flight, rss_before, rss_during_stop
     );
+    eprintln!("[{TEST}/stop] bridge: {}", bridge_state(&bridge));
     assert_nothing_lost(&format!("{TEST}/stop"), &after_stop, &[&bridge]);
     assert!(
         unready,
@@ -400,6 +439,7 @@ fn kafka_outage_and_freeze_lose_nothing_and_flow_resumes() {
         .unwrap_or_else(|error| panic!("{}", error_chain(&error)));
     eprintln!("[{TEST}] Kafka was frozen {:?}", frozen_at.elapsed());
     let ready_after_thaw = wait_until(Duration::from_secs(60), || bridge.is_ready());
+    let reader = s.readings().expect("read the readings topic");
     let after_freeze = settle(
         &format!("{TEST}/freeze"),
         &s,
@@ -414,6 +454,7 @@ fn kafka_outage_and_freeze_lose_nothing_and_flow_resumes() {
         "[{TEST}/freeze] not ready while frozen: {unready_frozen}; ready after thaw: {ready_after_thaw}; in flight while frozen: {in_flight_frozen}; bridge peak RSS {:.1} MiB",
         peak as f64 / 1024.0
     );
+    eprintln!("[{TEST}/freeze] bridge: {}", bridge_state(&bridge));
     assert_nothing_lost(&format!("{TEST}/freeze"), &after_freeze, &[&bridge]);
     assert!(
         unready_frozen,
