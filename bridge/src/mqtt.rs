@@ -54,11 +54,6 @@ pub fn options(config: &Config) -> MqttOptions {
         // Room for one ack per message the broker may have in flight, plus control requests, so
         // the acknowledger's non-blocking sends do not fail in normal operation.
         .set_request_channel_capacity(usize::from(config.receive_maximum) + 256);
-    // Acks are tiny and each is written on its own: with Nagle's algorithm one would wait for
-    // the broker's TCP ack of the previous one, stalling the receive-maximum window.
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    options.set_network_options(network);
     if let Some(credentials) = &config.credentials {
         options.set_credentials(credentials.username.clone(), credentials.password.clone());
     }
