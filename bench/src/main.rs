@@ -667,17 +667,22 @@ fn median_ratio(throughput: &[ThroughputRun], qos: u8) -> Option<f64> {
     Some(ratios[ratios.len() / 2])
 }
 
-fn cpu_line(cpu: &CpuShare) -> String {
+/// Where the CPU went in a phase, also per message: on two shared cores the end-to-end path
+/// can only approach the ceiling if its extra per-message cost (bridge, Kafka) is small.
+fn cpu_line(cpu: &CpuShare, messages: u64) -> String {
+    let per_message = |seconds: f64| seconds * 1e6 / messages.max(1) as f64;
     let parts: Vec<String> = cpu
         .seconds
         .iter()
-        .map(|(name, s)| format!("{name} {s:.1}s"))
+        .map(|(name, s)| format!("{name} {s:.1}s ({:.0} µs/msg)", per_message(*s)))
         .collect();
+    let total: f64 = cpu.seconds.values().sum();
     format!(
-        "{:.1}s wall, machine {:.0}% busy; {}",
+        "{:.1}s wall, machine {:.0}% busy; {}; together {:.0} µs/msg",
         cpu.wall_seconds,
         cpu.machine_busy_pct,
-        parts.join(", ")
+        parts.join(", "),
+        per_message(total)
     )
 }
 
@@ -738,14 +743,14 @@ fn print_table(report: &Report) {
             "QoS {} round {} ceiling CPU: {}",
             run.qos,
             run.round,
-            cpu_line(&run.ceiling_cpu)
+            cpu_line(&run.ceiling_cpu, run.messages)
         );
         if let Some(bridge) = &run.bridge {
             println!(
                 "QoS {} round {} bridge  CPU: {}",
                 run.qos,
                 run.round,
-                cpu_line(&bridge.cpu)
+                cpu_line(&bridge.cpu, run.messages)
             );
         }
     }
@@ -763,7 +768,10 @@ fn print_table(report: &Report) {
             latency.duplicates
         );
         println!("  clock: {}", latency.clock);
-        println!("  CPU while publishing: {}", cpu_line(&latency.cpu));
+        println!(
+            "  CPU while publishing: {}",
+            cpu_line(&latency.cpu, latency.messages)
+        );
     }
     if let Some(kib) = report.bridge_peak_rss_kib {
         println!();
