@@ -306,6 +306,16 @@ impl MqttLoop {
                 .try_subscribe_many(filters)
                 .map_err(|e| e.to_string())
         });
+        let retain_available = connack
+            .properties
+            .as_ref()
+            .and_then(|p| p.retain_available)
+            .is_none_or(|available| available != 0);
+        if self.sync == FilterSync::Pending && !retain_available {
+            // Publishing the retained filter set would get the connection closed (0x9A).
+            tracing::warn!("broker has no retained messages; filters removed from the configuration stay subscribed");
+            self.sync = FilterSync::Done;
+        }
         if self.sync == FilterSync::Pending {
             self.sync = FilterSync::AwaitingSubAck;
             let topic = self.state_topic.clone();
