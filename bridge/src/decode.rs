@@ -18,15 +18,19 @@ pub enum DeadLetterReason {
     NonNumeric,
     /// A timestamp field is present but unreadable.
     BadTimestamp,
+    /// Kafka refused a reading record for good (too large, invalid); the dead letter carries
+    /// that record.
+    KafkaRejected,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Unparseable,
         Self::Oversize,
         Self::Unmapped,
         Self::NonNumeric,
         Self::BadTimestamp,
+        Self::KafkaRejected,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -36,6 +40,7 @@ impl DeadLetterReason {
             Self::Unmapped => "unmapped",
             Self::NonNumeric => "non-numeric",
             Self::BadTimestamp => "bad-timestamp",
+            Self::KafkaRejected => "kafka-rejected",
         }
     }
 }

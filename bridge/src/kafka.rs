@@ -1,17 +1,19 @@
 //! Kafka producer: idempotent, `acks=all`, retried without a deadline, delivery reports feeding
 //! the acknowledgement tracker directly (no per-record future or channel).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use ehs_contract::headers;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use crate::acks::Seq;
 use crate::config::Config;
+use crate::decode::DeadLetterReason;
 use crate::state::Shared;
 
 /// librdkafka's local queue: large enough that a full in-flight window of multi-metric messages
@@ -31,6 +33,58 @@ pub enum KafkaSetupError {
 pub struct DeliveryContext {
     shared: Arc<Shared>,
     dead_letter_topic: String,
+    /// The producer this context belongs to, set once it exists: a record Kafka refuses for good
+    /// is produced again to the dead-letter topic, so bad input never stops the stream.
+    producer: OnceLock<Weak<BridgeProducer>>,
+}
+
+/// Errors that condemn one record, not Kafka: the record goes to the dead-letter topic.
+pub fn rejects_the_record(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
+impl DeliveryContext {
+    /// Produces the refused reading to the dead-letter topic under the same sequence number, so
+    /// the message completes when the dead letter is delivered. False when that is impossible.
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &KafkaError, seq: usize) -> bool {
+        let Some(producer) = self.producer.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let record_headers = message
+            .headers()
+            .map(|h| h.detach())
+            .unwrap_or_default()
+            .insert(Header {
+                key: headers::DEAD_LETTER_REASON,
+                value: Some(DeadLetterReason::KafkaRejected.label()),
+            });
+        let record = BaseRecord::with_opaque_to(&self.dead_letter_topic, seq)
+            .key(message.key().unwrap_or_default())
+            .payload(message.payload().unwrap_or_default())
+            .headers(record_headers);
+        match producer.send(record) {
+            Ok(()) => {
+                tracing::warn!(%error, topic = message.topic(), "kafka refused a reading; dead-lettering it");
+                self.shared
+                    .metrics
+                    .dead_lettered(DeadLetterReason::KafkaRejected)
+                    .inc();
+                true
+            }
+            Err((send_error, _)) => {
+                tracing::error!(%error, %send_error, "cannot dead-letter a refused reading");
+                false
+            }
+        }
+    }
 }
 
 impl ClientContext for DeliveryContext {
@@ -66,6 +120,14 @@ impl ProducerContext for DeliveryContext {
                     self.shared.metrics.produced.inc();
                 }
                 self.shared.tracker().delivered(seq)
+            }
+            Err((error, message))
+                if message.topic() != self.dead_letter_topic
+                    && rejects_the_record(error)
+                    && self.dead_letter(message, error, seq) =>
+            {
+                // The dead letter took the record's place in the message's count.
+                return;
             }
             Err((error, message)) => {
                 // message.timeout.ms is infinite, so only errors Kafka will never accept get here.
@@ -121,14 +183,19 @@ pub fn client_config(config: &Config) -> ClientConfig {
 pub fn create_producer(
     config: &Config,
     shared: Arc<Shared>,
-) -> Result<BridgeProducer, KafkaSetupError> {
+) -> Result<Arc<BridgeProducer>, KafkaSetupError> {
     let context = DeliveryContext {
         shared,
         dead_letter_topic: config.dead_letter_topic.clone(),
+        producer: OnceLock::new(),
     };
-    client_config(config)
-        .create_with_context(context)
-        .map_err(KafkaSetupError::Create)
+    let producer: Arc<BridgeProducer> = Arc::new(
+        client_config(config)
+            .create_with_context(context)
+            .map_err(KafkaSetupError::Create)?,
+    );
+    let _ = producer.context().producer.set(Arc::downgrade(&producer));
+    Ok(producer)
 }
 
 /// One record to produce; `seq` ties its delivery report to the MQTT message.

@@ -41,7 +41,7 @@ pub enum RunError {
 pub async fn run(config: Config) -> Result<(), RunError> {
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new(config.max_in_flight));
-    let producer = Arc::new(kafka::create_producer(&config, Arc::clone(&shared))?);
+    let producer = kafka::create_producer(&config, Arc::clone(&shared))?;
 
     let listener = TcpListener::bind(config.http_listen)
         .await
