@@ -32,6 +32,12 @@ pub enum KafkaHarnessError {
         #[source]
         source: KafkaError,
     },
+    #[error("cannot delete topics {topics}")]
+    DeleteTopic {
+        topics: String,
+        #[source]
+        source: KafkaError,
+    },
     #[error("topic `{topic}` was rejected: {code}")]
     TopicRejected {
         topic: String,
@@ -85,6 +91,34 @@ pub async fn create_topic(
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaHarnessError::TopicRejected { topic: name, code })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `topics`; a topic that is already gone is fine.
+pub async fn delete_topics(bootstrap: &str, topics: &[&str]) -> Result<(), KafkaHarnessError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|source| KafkaHarnessError::Client {
+            bootstrap: bootstrap.to_owned(),
+            source,
+        })?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_topics(topics, &options)
+        .await
+        .map_err(|source| KafkaHarnessError::DeleteTopic {
+            topics: topics.join(", "),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
             Err((name, code)) => {
                 return Err(KafkaHarnessError::TopicRejected { topic: name, code })
             }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ehs_bench::bridge_process::{BridgeProcess, BridgeSpec};
 use ehs_bench::cpu::{cores, process_cpu_seconds, thread_cpu_seconds, MachineCpu};
-use ehs_bench::kafka::{create_topic, high_watermarks, StartAt, TopicReader};
+use ehs_bench::kafka::{create_topic, delete_topics, high_watermarks, StartAt, TopicReader};
 use ehs_bench::publisher::{publish, PublishPlan};
 use ehs_bench::stack::Stack;
 use ehs_bench::subscriber::Subscriber;
@@ -548,6 +548,11 @@ async fn main() -> Result<()> {
         .wait_exit(Duration::from_secs(30))
         .context("bridge did not exit after SIGTERM")?;
 
+    delete_topics(
+        &bench.stack.kafka_bootstrap,
+        &[topic.as_str(), spec.dead_letter_topic.as_str()],
+    )
+    .await?;
     let targets = judge(&throughput, &latency, peak_rss);
     let report = Report {
         cores: cores(),

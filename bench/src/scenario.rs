@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::bridge_process::{BridgeProcess, BridgeProcessError, BridgeSpec};
-use crate::kafka::{create_topic, KafkaHarnessError, StartAt, TopicReader};
+use crate::kafka::{create_topic, delete_topics, KafkaHarnessError, StartAt, TopicReader};
 use crate::publisher::{publish, PublishError, PublishPlan, PublishReport};
 use crate::stack::{Stack, StackError, StackLock};
 use crate::telemetry::{unique_name, Fleet, TOPIC_PATTERN};
@@ -192,6 +192,26 @@ impl Scenario {
         });
         std::thread::sleep(linger);
         deliveries(&reader.snapshot(), fleet)
+    }
+}
+
+impl Drop for Scenario {
+    /// A passing scenario removes its topics; a failing one leaves them for inspection.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let topics = [self.topic.as_str(), self.dead_letters.as_str()];
+        if let Err(error) = self
+            .runtime
+            .block_on(delete_topics(&self.stack.kafka_bootstrap, &topics))
+        {
+            eprintln!(
+                "[{}] could not delete its topics: {}",
+                self.name,
+                error_chain(&error)
+            );
+        }
     }
 }
 
