@@ -79,7 +79,9 @@ pub mod headers {
 }
 
 /// How a topic's payload is decoded into readings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadAdapter {
     /// `{"power_w": 412.5, "voltage_v": 230.1, "ts": "…"}`: every numeric field is a metric.
@@ -159,9 +161,15 @@ pub fn parse_payload_routes(text: &str) -> Result<Vec<PayloadRoute>, String> {
                 .ok_or_else(|| format!("route `{entry}` is not of the form `filter=adapter`"))?;
             let adapter = PayloadAdapter::from_name(adapter.trim()).ok_or_else(|| {
                 let valid: Vec<_> = PayloadAdapter::ALL.iter().map(|a| a.name()).collect();
-                format!("route `{entry}`: unknown adapter `{adapter}`, expected one of {}", valid.join(", "))
+                format!(
+                    "route `{entry}`: unknown adapter `{adapter}`, expected one of {}",
+                    valid.join(", ")
+                )
             })?;
-            Ok(PayloadRoute { filter: filter.trim().to_owned(), adapter })
+            Ok(PayloadRoute {
+                filter: filter.trim().to_owned(),
+                adapter,
+            })
         })
         .collect()
 }
@@ -187,10 +195,19 @@ mod tests {
     #[test]
     fn payload_routes_round_trip() {
         let routes = vec![
-            PayloadRoute { filter: "ehs/+/+/telemetry".into(), adapter: PayloadAdapter::FlatJson },
-            PayloadRoute { filter: "ehs/+/+/value/#".into(), adapter: PayloadAdapter::Numeric },
+            PayloadRoute {
+                filter: "ehs/+/+/telemetry".into(),
+                adapter: PayloadAdapter::FlatJson,
+            },
+            PayloadRoute {
+                filter: "ehs/+/+/value/#".into(),
+                adapter: PayloadAdapter::Numeric,
+            },
         ];
-        assert_eq!(parse_payload_routes(&format_payload_routes(&routes)).unwrap(), routes);
+        assert_eq!(
+            parse_payload_routes(&format_payload_routes(&routes)).unwrap(),
+            routes
+        );
     }
 
     #[test]
