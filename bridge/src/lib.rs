@@ -31,9 +31,11 @@
 //! # Delivery
 //!
 //! A QoS 1 message is acknowledged only after Kafka (idempotent producer, `acks=all`, no
-//! delivery deadline) confirmed every record made from it, in PUBLISH order. A record Kafka
-//! rejects for good stops acknowledgements behind it; the bridge then reconnects to MQTT (with
-//! backoff) so the broker redelivers everything unacknowledged. Messages from an earlier
+//! delivery deadline) confirmed every record made from it, in PUBLISH order. A reading Kafka
+//! refuses as too large or invalid goes to the dead-letter topic (`kafka-rejected`); any other
+//! permanent failure (a forbidden topic, a refused dead letter) stops acknowledgements behind
+//! it, and the bridge reconnects to MQTT (with backoff) so the broker redelivers everything
+//! unacknowledged. Messages from an earlier
 //! connection are never acknowledged on a later one. Duplicates are possible (at least once),
 //! loss is not, as long as the broker keeps the session: the session expiry bounds how long a
 //! replica that never returns holds its unacknowledged share.
