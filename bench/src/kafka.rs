@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -69,56 +69,53 @@ pub async fn create_topic(
     partitions: i32,
     log_append_time: bool,
 ) -> Result<(), KafkaHarnessError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|source| KafkaHarnessError::Client {
-            bootstrap: bootstrap.to_owned(),
-            source,
-        })?;
     let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     if log_append_time {
         new_topic = new_topic.set("message.timestamp.type", "LogAppendTime");
     }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&new_topic], &options)
+    let results = admin(bootstrap)?
+        .create_topics([&new_topic], &admin_options())
         .await
         .map_err(|source| KafkaHarnessError::CreateTopic {
             topic: topic.to_owned(),
             source,
         })?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(KafkaHarnessError::TopicRejected { topic: name, code })
-            }
-        }
-    }
-    Ok(())
+    accept(results, RDKafkaErrorCode::TopicAlreadyExists)
 }
 
 /// Deletes `topics`; a topic that is already gone is fine.
 pub async fn delete_topics(bootstrap: &str, topics: &[&str]) -> Result<(), KafkaHarnessError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|source| KafkaHarnessError::Client {
-            bootstrap: bootstrap.to_owned(),
-            source,
-        })?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .delete_topics(topics, &options)
+    let results = admin(bootstrap)?
+        .delete_topics(topics, &admin_options())
         .await
         .map_err(|source| KafkaHarnessError::DeleteTopic {
             topics: topics.join(", "),
             source,
         })?;
+    accept(results, RDKafkaErrorCode::UnknownTopicOrPartition)
+}
+
+fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, KafkaHarnessError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|source| KafkaHarnessError::Client {
+            bootstrap: bootstrap.to_owned(),
+            source,
+        })
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
+}
+
+/// Per-topic results of an admin operation; `harmless` (the state already being as wanted)
+/// counts as success.
+fn accept(results: Vec<TopicResult>, harmless: RDKafkaErrorCode) -> Result<(), KafkaHarnessError> {
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Ok(_) => {}
+            Err((_, code)) if code == harmless => {}
             Err((name, code)) => {
                 return Err(KafkaHarnessError::TopicRejected { topic: name, code })
             }
