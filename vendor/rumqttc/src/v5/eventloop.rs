@@ -484,3 +484,84 @@ async fn mqtt_connect(
         packet => Err(ConnectionError::NotConnAck(Box::new(packet))),
     }
 }
+
+/// ehs vendored patch: checks the request batching of `select`.
+#[cfg(test)]
+mod ehs_request_batching_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const PUBACK_BYTES: usize = 4;
+
+    /// Accepts one client, consumes its CONNECT and answers with a successful CONNACK.
+    async fn accept_and_connack(listener: TcpListener) -> TcpStream {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut header = [0u8; 1];
+        stream.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[0], 0x10, "expected CONNECT");
+        let (mut remaining, mut shift) = (0usize, 0);
+        loop {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            remaining |= usize::from(byte[0] & 0x7f) << shift;
+            shift += 7;
+            if byte[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut connect = vec![0u8; remaining];
+        stream.read_exact(&mut connect).await.unwrap();
+        // CONNACK: no session present, success, no properties.
+        stream
+            .write_all(&[0x20, 0x03, 0x00, 0x00, 0x00])
+            .await
+            .unwrap();
+        stream
+    }
+
+    #[tokio::test]
+    async fn queued_acks_go_out_with_the_first_and_each_keeps_its_event() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = tokio::spawn(accept_and_connack(listener));
+
+        let mut options = MqttOptions::new("batching", "127.0.0.1", port);
+        options.set_manual_acks(true);
+        let mut eventloop = EventLoop::new(options, 16);
+        let connack = eventloop.poll().await.unwrap();
+        assert!(matches!(connack, Event::Incoming(Packet::ConnAck(_))));
+        let mut broker = broker.await.unwrap();
+
+        let pkids = [1u16, 2, 3, 4, 5];
+        for pkid in pkids {
+            eventloop
+                .requests_tx
+                .try_send(Request::PubAck(PubAck::new(pkid, None)))
+                .unwrap();
+        }
+        let first = eventloop.poll().await.unwrap();
+        assert_eq!(first, Event::Outgoing(Outgoing::PubAck(1)));
+
+        // The event loop is not polled while the broker reads, so all five PUBACKs must have
+        // been flushed by the single poll above.
+        let mut wire = vec![0u8; PUBACK_BYTES * pkids.len()];
+        time::timeout(Duration::from_secs(2), broker.read_exact(&mut wire))
+            .await
+            .expect("all queued PUBACKs flushed by one poll")
+            .unwrap();
+        let expected: Vec<u8> = pkids
+            .iter()
+            .flat_map(|pkid| [0x40, 0x02, (pkid >> 8) as u8, *pkid as u8])
+            .collect();
+        assert_eq!(wire, expected);
+
+        for pkid in &pkids[1..] {
+            let event = time::timeout(Duration::from_secs(2), eventloop.poll())
+                .await
+                .expect("buffered event returned without network activity")
+                .unwrap();
+            assert_eq!(event, Event::Outgoing(Outgoing::PubAck(*pkid)));
+        }
+    }
+}
