@@ -121,9 +121,12 @@ pub struct Args {
     /// Comma-separated `host:port` list.
     #[arg(long, env = env::KAFKA_BOOTSTRAP_SERVERS)]
     pub kafka_bootstrap_servers: String,
-    #[arg(long, env = env::KAFKA_TOPIC, default_value = "ehs.readings")]
+    /// Topic for normalized readings. No default: topic names have one source, the platform
+    /// model (`components/kafka/defaults.yaml`), which the compiler passes to every replica.
+    #[arg(long, env = env::KAFKA_TOPIC)]
     pub kafka_topic: String,
-    #[arg(long, env = env::KAFKA_DEAD_LETTER_TOPIC, default_value = "ehs.readings.dlq")]
+    /// Topic for messages that could not be decoded or mapped (no default, as above).
+    #[arg(long, env = env::KAFKA_DEAD_LETTER_TOPIC)]
     pub kafka_dead_letter_topic: String,
     /// Extra librdkafka producer settings, `key=value,...` (e.g. `linger.ms=5`).
     #[arg(long, env = env::KAFKA_PRODUCER_OVERRIDES, value_delimiter = ',')]
@@ -432,6 +435,8 @@ mod tests {
             ("--mqtt-client-id", "ehs-bridge-0"),
             ("--mqtt-filters", "ehs/+/+/telemetry"),
             ("--kafka-bootstrap-servers", "127.0.0.1:9092"),
+            ("--kafka-topic", "ehs.readings"),
+            ("--kafka-dead-letter-topic", "ehs.readings.dlq"),
         ];
         // Flags given by the test replace the base ones (clap rejects a repeated flag).
         base.retain(|(flag, _)| !extra.contains(flag));

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! ehs-bridge --mqtt-url mqtt://127.0.0.1:1883 --mqtt-client-id ehs-bridge-0 \
-//!   --mqtt-filters 'ehs/+/+/telemetry' --kafka-bootstrap-servers 127.0.0.1:9092
+//!   --mqtt-filters 'ehs/+/+/telemetry' --kafka-bootstrap-servers 127.0.0.1:9092 \
+//!   --kafka-topic ehs.telemetry.raw --kafka-dead-letter-topic ehs.telemetry.dead-letters
 //! ```
 //!
 //! In process: build a [`config::Config`] with `config::Args::try_parse_from(..)?.validate()`

@@ -231,6 +231,10 @@ mod tests {
             "ehs/#",
             "--kafka-bootstrap-servers",
             "127.0.0.1:9092",
+            "--kafka-topic",
+            "ehs.readings",
+            "--kafka-dead-letter-topic",
+            "ehs.readings.dlq",
             "--max-payload-bytes",
             "64",
         ];
