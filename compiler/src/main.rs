@@ -8,6 +8,7 @@ mod load;
 mod manifest;
 mod model;
 mod pipeline;
+mod quantity;
 mod resolve;
 mod templates;
 mod validate;

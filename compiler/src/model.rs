@@ -292,62 +292,22 @@ fn check_topic_name(text: &str) -> Result<(), String> {
 }
 
 fn check_quantity(text: &str) -> Result<(), String> {
-    parse_quantity(text).map(|_| ()).ok_or_else(|| {
-        format!(
-            "`{text}` is not a valid quantity: use a number with an optional suffix, binary \
+    crate::quantity::Quantity::parse(text)
+        .map(|_| ())
+        .map_err(|_| {
+            format!(
+                "`{text}` is not a valid quantity: use a number with an optional suffix, binary \
              (Ki, Mi, Gi, Ti, Pi, Ei), decimal (m, k, M, G, T, P, E) or an exponent (e3), \
              e.g. `500m`, `512Mi`, `10Gi`"
-        )
-    })
-}
-
-/// The value of a quantity in base units (bytes, cores), or `None` if it is not a quantity.
-fn parse_quantity(text: &str) -> Option<f64> {
-    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-    let number_len = unsigned
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
-    let (number, suffix) = unsigned.split_at(number_len);
-    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        exponent => {
-            let digits = exponent.strip_prefix(['e', 'E'])?;
-            let unsigned_digits = digits.strip_prefix(['+', '-']).unwrap_or(digits);
-            if unsigned_digits.is_empty() || !unsigned_digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            10f64.powi(digits.parse().ok()?)
-        }
-    };
-    let sign = if text.starts_with('-') { -1.0 } else { 1.0 };
-    Some(sign * value * multiplier)
+            )
+        })
 }
 
 impl Quantity {
-    /// Value in base units (bytes for memory, cores for CPU).
-    pub fn value(&self) -> f64 {
+    /// Whole base units (bytes for memory, cores for CPU).
+    pub fn whole_units(&self) -> i128 {
         // Only validated text reaches a `Quantity`, so parsing cannot fail here.
-        parse_quantity(&self.0).unwrap_or_default()
+        crate::quantity::Quantity::parse(&self.0).map_or(0, |q| q.whole_units())
     }
 
     pub fn to_k8s(&self) -> k8s_openapi::apimachinery::pkg::api::resource::Quantity {
@@ -459,8 +419,9 @@ mod tests {
         for invalid in ["10Gx", "", "Gi", "1.2.3", "10 Gi", "1e", "10gi", "."] {
             assert!(check_quantity(invalid).is_err(), "{invalid}");
         }
-        assert_eq!(parse_quantity("2Gi"), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
-        assert_eq!(parse_quantity("500m"), Some(0.5));
+        let quantity = |text: &str| -> Quantity { serde_json::from_value(text.into()).unwrap() };
+        assert_eq!(quantity("2Gi").whole_units(), 2 * 1024 * 1024 * 1024);
+        assert_eq!(quantity("1500m").whole_units(), 1);
     }
 
     /// The schema patterns editors check with agree with the checks the compiler runs.

@@ -201,9 +201,7 @@ pub fn cluster_id(namespace: &DnsLabel) -> String {
 
 /// JVM heap flags: half the container's memory limit.
 fn heap_options(resources: &Resources) -> String {
-    let heap_mib = (resources.limits.memory.value() / 2.0 / (1024.0 * 1024.0))
-        .floor()
-        .max(64.0);
+    let heap_mib = (resources.limits.memory.whole_units() / 2 / (1024 * 1024)).max(64);
     format!("-Xms{heap_mib}m -Xmx{heap_mib}m")
 }
 

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::path::FieldPath;
 use super::pods::{items, pod_templates, Container, PodTemplate};
-use super::quantity::Quantity;
 use super::{schema, PlatformFacts, Report};
 use crate::manifest::Manifest;
+use crate::quantity::Quantity;
 
 pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Report) {
     check_kafka(facts, report);

@@ -11,7 +11,6 @@
 mod invariants;
 mod path;
 mod pods;
-mod quantity;
 mod references;
 mod schema;
 

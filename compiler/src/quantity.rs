@@ -1,4 +1,5 @@
-//! Kubernetes resource quantities (`500m`, `1.5Gi`, `1e3`), parsed exactly for comparison.
+//! Kubernetes resource quantities (`500m`, `1.5Gi`, `1e3`), parsed exactly: the one parser both
+//! the environment model (load-time checks) and `ehs validate` (request ≤ limit) use.
 //!
 //! Follows the grammar in `k8s.io/apimachinery/pkg/api/resource`: a signed decimal number followed
 //! by a binary SI suffix (`Ki`…`Ei`), a decimal SI suffix (`n u m k M G T P E`, or none) or a
@@ -10,12 +11,12 @@ use std::cmp::Ordering;
 
 /// A parsed quantity, in nano-units (10^-9 of the base unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Quantity {
+pub(crate) struct Quantity {
     nanos: i128,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum QuantityError {
+pub(crate) enum QuantityError {
     #[error("empty quantity")]
     Empty,
     #[error("`{0}` is not a number with an optional suffix (expected e.g. `500m`, `2`, `1.5Gi`)")]
@@ -33,7 +34,7 @@ const MAX_NANOS: i128 = (i64::MAX as i128) * NANOS_PER_UNIT;
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 impl Quantity {
-    pub(super) fn parse(text: &str) -> Result<Self, QuantityError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, QuantityError> {
         if text.is_empty() {
             return Err(QuantityError::Empty);
         }
@@ -93,12 +94,17 @@ impl Quantity {
         })
     }
 
-    pub(super) fn is_negative(self) -> bool {
+    pub(crate) fn is_negative(self) -> bool {
         self.nanos < 0
     }
 
-    pub(super) fn compare(self, other: Self) -> Ordering {
+    pub(crate) fn compare(self, other: Self) -> Ordering {
         self.nanos.cmp(&other.nanos)
+    }
+
+    /// Whole base units (bytes, cores), the fraction dropped.
+    pub(crate) fn whole_units(self) -> i128 {
+        self.nanos / NANOS_PER_UNIT
     }
 }
 
