@@ -48,6 +48,7 @@ pub fn options(config: &Config) -> MqttOptions {
         ))
         .set_receive_maximum(Some(config.receive_maximum))
         .set_manual_acks(true)
+        .set_read_coalesce(Some(config.read_coalesce))
         .set_keep_alive(KEEP_ALIVE)
         .set_connection_timeout(10)
         .set_max_packet_size(Some(config.mqtt_max_packet_bytes()))

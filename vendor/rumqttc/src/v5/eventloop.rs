@@ -332,6 +332,8 @@ fn request_batch_limit(options: &MqttOptions) -> usize {
 async fn connect(options: &mut MqttOptions) -> Result<(Network, ConnAck), ConnectionError> {
     // connect to the broker
     let mut network = network_connect(options).await?;
+    // ehs vendored patch: read coalescing, see `MqttOptions::set_read_coalesce`.
+    network.set_read_coalesce(options.read_coalesce());
 
     // make MQTT connection request (which internally awaits for ack)
     let connack = mqtt_connect(options, &mut network).await?;

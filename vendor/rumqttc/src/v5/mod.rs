@@ -88,6 +88,8 @@ pub struct MqttOptions {
     request_channel_capacity: usize,
     /// Max internal request batching
     max_request_batch: usize,
+    /// ehs vendored patch: see [`MqttOptions::set_read_coalesce`].
+    read_coalesce: Option<Duration>,
     /// Minimum delay time between consecutive outgoing packets
     /// while retransmitting pending packets
     pending_throttle: Duration,
@@ -135,6 +137,7 @@ impl MqttOptions {
             credentials: None,
             request_channel_capacity: 10,
             max_request_batch: 0,
+            read_coalesce: None,
             pending_throttle: Duration::from_micros(0),
             last_will: None,
             conn_timeout: 5,
@@ -528,6 +531,24 @@ impl MqttOptions {
         self.manual_acks
     }
 
+    /// ehs vendored patch: least time between two socket reads that each drained the socket.
+    /// Under a steady stream of small packets every read would otherwise take one or two of
+    /// them and park the thread again; waiting lets a batch accumulate in the socket buffer.
+    /// Adds at most this much to the latency of a packet that arrives just after a drain.
+    /// The wait BLOCKS the thread polling the event loop (an async wait would be woken by every
+    /// arriving packet, which is the cost this avoids), so other tasks on that thread wait too:
+    /// keep it to a millisecond or so, on a runtime whose tasks can afford that.
+    /// `None` or zero: read as soon as data arrives (upstream behaviour).
+    pub fn set_read_coalesce(&mut self, coalesce: Option<Duration>) -> &mut Self {
+        self.read_coalesce = coalesce;
+        self
+    }
+
+    /// ehs vendored patch: see [`MqttOptions::set_read_coalesce`].
+    pub fn read_coalesce(&self) -> Option<Duration> {
+        self.read_coalesce
+    }
+
     pub fn network_options(&self) -> NetworkOptions {
         self.network_options.clone()
     }
@@ -739,6 +760,7 @@ impl Debug for MqttOptions {
             .field("credentials", &self.credentials)
             .field("request_channel_capacity", &self.request_channel_capacity)
             .field("max_request_batch", &self.max_request_batch)
+            .field("read_coalesce", &self.read_coalesce)
             .field("pending_throttle", &self.pending_throttle)
             .field("last_will", &self.last_will)
             .field("conn_timeout", &self.conn_timeout)
