@@ -463,16 +463,9 @@ mod tests {
         }
         argv.extend_from_slice(extra);
         let parsed = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
-        parsed.validate().map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(inner) = source {
-                text.push_str(": ");
-                text.push_str(&inner.to_string());
-                source = inner.source();
-            }
-            text
-        })
+        parsed
+            .validate()
+            .map_err(|e| crate::logging::error_chain(&e))
     }
 
     #[test]

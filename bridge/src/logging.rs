@@ -36,3 +36,15 @@ pub fn init(format: LogFormat, directives: &str) -> Result<(), LoggingError> {
     };
     Ok(())
 }
+
+/// `error: cause: cause …`, the whole `source()` chain on one line, for messages to people.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

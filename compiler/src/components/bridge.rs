@@ -9,18 +9,17 @@ use ehs_contract::{
 };
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::kafka::count_i32;
 use super::{
-    env_var, manifest, pod_field_env_var, restricted_container, restricted_pod_security, App,
-    ComponentError,
+    container_port, count_i32, env_var, manifest, pod_field_env_var, restricted_container,
+    restricted_pod_security, service_port, App, ComponentError,
 };
 use crate::manifest::Manifest;
 use crate::model::{
@@ -150,6 +149,8 @@ const GRACE_BEYOND_DRAIN_SECS: i64 = 15;
 /// The non-root user of the bridge image (distroless `nonroot`).
 const BRIDGE_UID: i64 = 65532;
 const CREDENTIALS_MOUNT: &str = "/var/run/secrets/ehs-platform.io/mqtt";
+/// The pod volume holding the MQTT credentials Secret, mounted at [`CREDENTIALS_MOUNT`].
+const CREDENTIALS_VOLUME: &str = "mqtt-credentials";
 
 impl Mqtt {
     pub fn url(&self, namespace: &DnsLabel) -> String {
@@ -179,13 +180,7 @@ fn headless_service(app: &App) -> Service {
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(app.selector_labels()),
-            ports: Some(vec![ServicePort {
-                name: Some(http::PORT_NAME.to_owned()),
-                port: i32::from(http::PORT),
-                target_port: Some(IntOrString::String(http::PORT_NAME.to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..Default::default()
-            }]),
+            ports: Some(vec![service_port(http::PORT_NAME, http::PORT)]),
             ..Default::default()
         }),
         ..Default::default()
@@ -277,16 +272,11 @@ fn stateful_set(app: &App) -> StatefulSet {
     let bridge = &app.platform.bridge;
     let container = k8s_openapi::api::core::v1::Container {
         env: Some(bridge_env(app.platform)),
-        ports: Some(vec![ContainerPort {
-            name: Some(http::PORT_NAME.to_owned()),
-            container_port: i32::from(http::PORT),
-            protocol: Some("TCP".to_owned()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![container_port(http::PORT_NAME, http::PORT)]),
         readiness_probe: Some(http_probe(http::READYZ_PATH, 5, 3)),
         liveness_probe: Some(http_probe(http::HEALTHZ_PATH, 10, 3)),
         volume_mounts: Some(vec![VolumeMount {
-            name: "mqtt-credentials".to_owned(),
+            name: CREDENTIALS_VOLUME.to_owned(),
             mount_path: CREDENTIALS_MOUNT.to_owned(),
             read_only: Some(true),
             ..Default::default()
@@ -314,7 +304,7 @@ fn stateful_set(app: &App) -> StatefulSet {
                     security_context: Some(restricted_pod_security(BRIDGE_UID)),
                     containers: vec![container],
                     volumes: Some(vec![Volume {
-                        name: "mqtt-credentials".to_owned(),
+                        name: CREDENTIALS_VOLUME.to_owned(),
                         secret: Some(SecretVolumeSource {
                             secret_name: Some(bridge.mqtt.credentials_secret.to_string()),
                             ..Default::default()
@@ -344,7 +334,20 @@ fn env_map(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::tests::platform;
+    use crate::resolve::tests::{platform, repo};
+
+    #[test]
+    fn pod_user_is_the_image_user() {
+        // runAsUser must be the user the image runs as, or a read-only, non-root pod cannot
+        // start it; the Containerfile is the other place that number stands.
+        let containerfile =
+            std::fs::read_to_string(repo().root.join("bridge/Containerfile")).unwrap();
+        let user = containerfile
+            .lines()
+            .find_map(|line| line.strip_prefix("USER "))
+            .expect("a USER line");
+        assert_eq!(user.split(':').next(), Some(BRIDGE_UID.to_string().as_str()));
+    }
 
     #[test]
     fn kafka_endpoints_and_topics_come_from_the_kafka_model() {

@@ -11,8 +11,8 @@ use base64::Engine;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TCPSocketAction, VolumeMount,
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    config_map_volume, env_var, manifest, pod_field_env_var, restricted_container,
-    restricted_pod_security, scratch_volume, short_hash, App, ComponentError,
+    config_map_volume, container_port, count_i32, env_var, manifest, pod_field_env_var,
+    restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
+    ComponentError,
 };
 use crate::manifest::Manifest;
 use crate::model::{
@@ -278,16 +279,6 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
     ])
 }
 
-fn service_port(name: &str, port: u16) -> ServicePort {
-    ServicePort {
-        name: Some(name.to_owned()),
-        port: i32::from(port),
-        target_port: Some(IntOrString::String(name.to_owned())),
-        protocol: Some("TCP".to_owned()),
-        ..Default::default()
-    }
-}
-
 fn quorum_service(app: &App) -> Service {
     Service {
         metadata: app.metadata(QUORUM_SERVICE),
@@ -419,19 +410,6 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
 
 /// Pod-template annotation holding a hash of the configuration, so a config change rolls the pods.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "ehs-platform.io/config-checksum";
-
-fn container_port(name: &str, port: u16) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.to_owned()),
-        container_port: i32::from(port),
-        protocol: Some("TCP".to_owned()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn count_i32(count: Count) -> i32 {
-    i32::try_from(count.get()).unwrap_or(i32::MAX)
-}
 
 /// A Job that creates missing topics. Jobs are immutable, so its name carries a hash of what it
 /// does: a changed topic spec or image yields a new Job, an unchanged one is left alone.

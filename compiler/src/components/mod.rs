@@ -81,9 +81,9 @@ const fn same_text(a: &str, b: &str) -> bool {
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
-    WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, ResourceRequirements, SeccompProfile, SecurityContext,
+    ServicePort, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -92,7 +92,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::manifest::Manifest;
-use crate::model::Resources;
+use crate::model::{Count, Resources};
 use crate::resolve::Platform;
 use crate::templates::{TemplateError, Templates};
 
@@ -351,6 +351,32 @@ pub fn short_hash(text: &str, hex_chars: usize) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     hex[..hex_chars.min(hex.len())].to_owned()
+}
+
+/// A named TCP port of a Service, targeting the container port of the same name.
+pub fn service_port(name: &str, port: u16) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_owned()),
+        port: i32::from(port),
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A named TCP container port.
+pub fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: i32::from(port),
+        protocol: Some("TCP".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A replica count as Kubernetes' `int32`.
+pub fn count_i32(count: Count) -> i32 {
+    i32::try_from(count.get()).unwrap_or(i32::MAX)
 }
 
 /// Common container defaults for our workloads.
