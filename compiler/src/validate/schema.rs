@@ -323,9 +323,6 @@ fn known_fields(root: &Value, segments: &[Segment]) -> Vec<String> {
 /// Annotation we add to loosely typed definitions, quoted in findings about them.
 const EXPECTED_KEY: &str = "x-ehs-expected";
 
-/// Kubernetes' own pattern for quantities (`k8s.io/apimachinery/pkg/api/resource`).
-const QUANTITY_PATTERN: &str = r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
-
 /// Makes a generated schema as strict as the API server.
 fn tighten(root: &mut Value) {
     if let Some(definitions) = root.get_mut("$defs").and_then(Value::as_object_mut) {
@@ -333,7 +330,7 @@ fn tighten(root: &mut Value) {
             if name.ends_with(".Quantity") {
                 *definition = json!({
                     EXPECTED_KEY: "a Kubernetes quantity such as `500m`, `2`, `512Mi` or `10Gi`",
-                    "anyOf": [{"type": "number"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+                    "anyOf": [{"type": "number"}, {"type": "string", "pattern": crate::quantity::PATTERN}],
                 });
             }
         }
