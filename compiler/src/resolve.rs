@@ -160,14 +160,13 @@ pub fn facts(platform: &Platform) -> PlatformFacts {
             brokers: kafka.replicas.get(),
             controller_voters: kafka.replicas.get(),
             topics: kafka
-                .topics
-                .all()
+                .topic_specs()
                 .into_iter()
                 .map(|topic| TopicFacts {
                     name: topic.name.to_string(),
-                    partitions: topic.partitions.get(),
-                    replication_factor: topic.replication_factor.get(),
-                    min_insync_replicas: topic.min_insync_replicas.get(),
+                    partitions: topic.partitions,
+                    replication_factor: topic.replication_factor,
+                    min_insync_replicas: topic.min_insync_replicas,
                 })
                 .collect(),
         },

@@ -88,10 +88,12 @@ pub struct TopicLayer {
     pub name: Option<TopicName>,
     /// Partitions: the upper bound on consumer parallelism. Can only grow.
     pub partitions: Option<Count>,
-    /// Copies of each partition; at most the number of Kafka nodes.
+    /// Copies of each partition; at most the number of Kafka nodes. Unset: the number of nodes,
+    /// at most 3 (1 node → 1, 3 or more nodes → 3).
     pub replication_factor: Option<Count>,
     /// Replicas that must acknowledge an `acks=all` write; below the replication factor so one
-    /// replica may be offline.
+    /// replica may be offline. Unset: one less than the replication factor, at least 1
+    /// (RF 1 → 1, RF 2 → 1, RF 3 → 2).
     pub min_insync_replicas: Option<Count>,
 }
 
@@ -126,13 +128,27 @@ impl Topics {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Topic {
     pub name: TopicName,
     pub partitions: Count,
-    pub replication_factor: Count,
-    pub min_insync_replicas: Count,
+    /// An override; [`Settings::topic_spec`] derives it from the node count otherwise.
+    #[serde(default)]
+    pub replication_factor: Option<Count>,
+    /// An override; [`Settings::topic_spec`] derives it from the replication factor otherwise.
+    #[serde(default)]
+    pub min_insync_replicas: Option<Count>,
+}
+
+/// A topic as it is created: overrides applied, the rest derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    pub name: TopicName,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: u32,
 }
 
 /// The client Service; its name is what every client's bootstrap address starts with.
@@ -155,8 +171,9 @@ const LOG_DIR: &str = "/var/lib/kafka/data/logs";
 /// Kafka's scripts write their own logs under `LOG_DIR`; the root filesystem is read-only.
 const SCRATCH_MOUNT: &str = "/tmp";
 const APPLICATION_LOG_DIR: &str = "/tmp/kafka-logs";
-/// Internal topics (consumer offsets, transactions) never need more copies than this.
-const MAX_INTERNAL_REPLICATION: u32 = 3;
+/// No topic, internal (consumer offsets, transactions) or ours, gets more copies than this by
+/// default: three copies survive losing one with a majority left.
+const MAX_DEFAULT_REPLICATION: u32 = 3;
 
 impl Settings {
     /// `host:port` clients bootstrap from: the client Service in the environment's namespace.
@@ -181,15 +198,35 @@ impl Settings {
             .join(",")
     }
 
-    /// Replication of Kafka's internal topics: as many copies as there are nodes, up to three.
-    fn internal_replication_factor(&self) -> u32 {
-        self.replicas.get().min(MAX_INTERNAL_REPLICATION)
+    /// Replication of Kafka's internal topics, and of ours unless overridden: as many copies as
+    /// there are nodes, up to three.
+    fn default_replication_factor(&self) -> u32 {
+        self.replicas.get().min(MAX_DEFAULT_REPLICATION)
     }
 
-    /// One copy may be offline when there are at least two.
-    fn internal_min_insync_replicas(&self) -> u32 {
-        self.internal_replication_factor().saturating_sub(1).max(1)
+    /// The platform's topics as they are created.
+    pub fn topic_specs(&self) -> [TopicSpec; 2] {
+        self.topics.all().map(|topic| self.topic_spec(topic))
     }
+
+    fn topic_spec(&self, topic: &Topic) -> TopicSpec {
+        let replication_factor = topic
+            .replication_factor
+            .map_or_else(|| self.default_replication_factor(), Count::get);
+        TopicSpec {
+            name: topic.name.clone(),
+            partitions: topic.partitions.get(),
+            replication_factor,
+            min_insync_replicas: topic
+                .min_insync_replicas
+                .map_or_else(|| min_insync_replicas(replication_factor), Count::get),
+        }
+    }
+}
+
+/// One copy may be offline when there are at least two.
+fn min_insync_replicas(replication_factor: u32) -> u32 {
+    replication_factor.saturating_sub(1).max(1)
 }
 
 /// The cluster id every node formats its storage with. Derived from the namespace so it is stable
@@ -222,8 +259,8 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
             client_port => CLIENT_PORT,
             controller_port => CONTROLLER_PORT,
             log_dir => LOG_DIR,
-            internal_replication_factor => kafka.internal_replication_factor(),
-            internal_min_insync_replicas => kafka.internal_min_insync_replicas(),
+            internal_replication_factor => kafka.default_replication_factor(),
+            internal_min_insync_replicas => min_insync_replicas(kafka.default_replication_factor()),
         },
     )?;
     let start_script = templates.render(
@@ -240,7 +277,7 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
         "kafka/create-topics.sh.j2",
         minijinja::context! {
             bootstrap_servers => kafka.bootstrap_servers(namespace),
-            topics => minijinja::value::Serde(kafka.topics.all()),
+            topics => minijinja::value::Serde(kafka.topic_specs()),
         },
     )?;
 
@@ -491,10 +528,9 @@ mod tests {
             voters.starts_with("0@kafka-0.kafka-quorum.ehs-prod.svc:9093,"),
             "{voters}"
         );
-        let platform = platform("prod");
-        for topic in platform.kafka.topics.all() {
-            assert_eq!(topic.replication_factor.get(), 3, "{}", topic.name);
-            assert_eq!(topic.min_insync_replicas.get(), 2, "{}", topic.name);
+        for topic in platform("prod").kafka.topic_specs() {
+            assert_eq!(topic.replication_factor, 3, "{}", topic.name);
+            assert_eq!(topic.min_insync_replicas, 2, "{}", topic.name);
         }
         assert!(properties.contains("offsets.topic.replication.factor=3\n"));
         assert!(properties.contains("transaction.state.log.min.isr=2\n"));
@@ -507,9 +543,27 @@ mod tests {
         assert!(properties
             .contains("controller.quorum.voters=0@kafka-0.kafka-quorum.ehs-dev.svc:9093\n"));
         assert!(properties.contains("process.roles=broker,controller\n"));
-        for topic in platform("dev").kafka.topics.all() {
-            assert_eq!(topic.replication_factor.get(), 1);
+        for topic in platform("dev").kafka.topic_specs() {
+            assert_eq!(topic.replication_factor, 1);
+            assert_eq!(topic.min_insync_replicas, 1);
         }
+    }
+
+    #[test]
+    fn topic_replication_follows_the_node_count_unless_overridden() {
+        let mut platform = platform("dev");
+        let spec = |platform: &crate::resolve::Platform| {
+            let spec = platform.kafka.topic_specs()[0].clone();
+            (spec.replication_factor, spec.min_insync_replicas)
+        };
+        for (replicas, expected) in [(1, (1, 1)), (2, (2, 1)), (3, (3, 2)), (5, (3, 2))] {
+            platform.kafka.replicas = replicas.into();
+            assert_eq!(spec(&platform), expected, "{replicas} nodes");
+        }
+        platform.kafka.topics.telemetry.replication_factor = Some(5.into());
+        assert_eq!(spec(&platform), (5, 4));
+        platform.kafka.topics.telemetry.min_insync_replicas = Some(3.into());
+        assert_eq!(spec(&platform), (5, 3));
     }
 
     #[test]
