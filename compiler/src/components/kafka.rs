@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
     PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, VolumeMount,
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::{
     config_map_volume, container_port, count_i32, env_var, manifest, pod_field_env_var,
     restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
-    ComponentError,
+    ComponentError, ComponentHooks,
 };
 use crate::manifest::Manifest;
 use crate::model::{
@@ -33,6 +34,7 @@ use crate::model::{
 };
 use crate::resolve::Platform;
 use crate::templates::Templates;
+use crate::validate::{FieldPath, KindSchema, Report};
 
 pub const NAME: &str = "kafka";
 
@@ -495,6 +497,85 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
     }
 }
 
+/// Kafka's part in `ehs validate`.
+pub struct Hooks;
+
+impl ComponentHooks for Hooks {
+    fn kinds() -> Vec<KindSchema> {
+        vec![
+            KindSchema::of::<ConfigMap>(),
+            KindSchema::of::<Service>(),
+            KindSchema::of::<StatefulSet>(),
+            KindSchema::of::<PodDisruptionBudget>(),
+            KindSchema::of::<Job>(),
+        ]
+    }
+
+    fn invariants(platform: &Platform, _: &[Manifest], report: &mut Report) {
+        check_quorum(&platform.kafka, platform.environment.production, report);
+        check_topics(&platform.kafka, platform.environment.production, report);
+    }
+}
+
+/// Every node is a KRaft controller voter (combined mode), so the node count is the quorum size.
+fn check_quorum(kafka: &Settings, production: bool, report: &mut Report) {
+    let voters = kafka.replicas.get();
+    // A quorum of n voters tolerates (n-1)/2 failures; an even n adds a voter, not tolerance.
+    if voters.is_multiple_of(2) {
+        report.model(
+            "kafka.replicas",
+            format!(
+                "every Kafka node is a KRaft controller voter and a quorum needs an odd number \
+                 of voters: use 1, 3 or 5 nodes; found {voters}"
+            ),
+        );
+    } else if production && voters < 3 {
+        report.model(
+            "kafka.replicas",
+            format!(
+                "production needs at least 3 Kafka nodes (KRaft controller voters) to survive \
+                 losing one; found {voters}"
+            ),
+        );
+    }
+}
+
+fn check_topics(kafka: &Settings, production: bool, report: &mut Report) {
+    let brokers = kafka.replicas.get();
+    let mut names = std::collections::BTreeSet::new();
+    for topic in kafka.topic_specs() {
+        let field = |name: &str| FieldPath::of("kafka.topics").key(topic.name.as_ref()).key(name);
+        if !names.insert(topic.name.clone()) {
+            report.model(
+                field("name"),
+                "topic is declared more than once; topic names must be unique",
+            );
+        }
+        let (replicas, min_isr) = (topic.replication_factor, topic.min_insync_replicas);
+        if replicas > brokers {
+            let reason = format!(
+                "replication factor {replicas} exceeds the {brokers} broker(s); use at most \
+                 {brokers}"
+            );
+            report.model(field("replicationFactor"), reason);
+        }
+        if min_isr > replicas {
+            let reason = format!(
+                "min.insync.replicas {min_isr} exceeds the replication factor {replicas}, so no \
+                 write could ever succeed"
+            );
+            report.model(field("minInsyncReplicas"), reason);
+        } else if production && min_isr == replicas {
+            let reason = format!(
+                "in production min.insync.replicas must be below the replication factor \
+                 ({replicas}) so writes survive losing one replica; use at most {}",
+                replicas.saturating_sub(1).max(1)
+            );
+            report.model(field("minInsyncReplicas"), reason);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::resolve::tests::{platform, templates};
@@ -564,6 +645,124 @@ mod tests {
         assert_eq!(spec(&platform), (5, 4));
         platform.kafka.topics.telemetry.min_insync_replicas = Some(3.into());
         assert_eq!(spec(&platform), (5, 3));
+    }
+
+    /// Kafka's invariants for `platform`, as (field, reason).
+    fn invariant_findings(platform: &crate::resolve::Platform) -> Vec<(String, String)> {
+        use crate::components::ComponentHooks;
+        crate::validate::testing::findings_of("prod", |report| {
+            super::Hooks::invariants(platform, &[], report)
+        })
+        .into_iter()
+        .map(|(object, field, reason)| {
+            assert_eq!(object, "environment");
+            (field, reason)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_committed_environments_meet_kafkas_invariants() {
+        for environment in ["dev", "prod"] {
+            assert_eq!(invariant_findings(&platform(environment)), []);
+        }
+    }
+
+    #[test]
+    fn replication_factor_cannot_exceed_the_brokers() {
+        let mut platform = platform("dev");
+        platform.kafka.topics.telemetry.replication_factor = Some(2.into());
+        assert_eq!(
+            invariant_findings(&platform),
+            [(
+                "kafka.topics[\"ehs.telemetry.raw\"].replicationFactor".to_owned(),
+                "replication factor 2 exceeds the 1 broker(s); use at most 1".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn min_isr_rules() {
+        let fields = |replication_factor: u32, min_insync_replicas: u32, production: bool| {
+            let mut platform = platform("prod");
+            platform.environment.production = production;
+            let topic = &mut platform.kafka.topics.telemetry;
+            topic.replication_factor = Some(replication_factor.into());
+            topic.min_insync_replicas = Some(min_insync_replicas.into());
+            invariant_findings(&platform)
+                .into_iter()
+                .map(|(field, _)| field)
+                .collect::<Vec<_>>()
+        };
+        let min_isr = "kafka.topics[\"ehs.telemetry.raw\"].minInsyncReplicas";
+        assert_eq!(fields(3, 2, true), Vec::<String>::new());
+        assert_eq!(fields(3, 3, true), [min_isr]);
+        assert_eq!(fields(3, 3, false), Vec::<String>::new());
+        assert_eq!(fields(1, 1, false), Vec::<String>::new());
+        assert_eq!(fields(2, 3, false), [min_isr]);
+        let mut platform = platform("prod");
+        platform.kafka.topics.telemetry.min_insync_replicas = Some(3.into());
+        assert_eq!(
+            invariant_findings(&platform)[0].1,
+            "in production min.insync.replicas must be below the replication factor (3) so \
+             writes survive losing one replica; use at most 2"
+        );
+    }
+
+    #[test]
+    fn topic_names_are_unique() {
+        let mut platform = platform("prod");
+        platform.kafka.topics.dead_letters.name = platform.kafka.topics.telemetry.name.clone();
+        assert_eq!(
+            invariant_findings(&platform),
+            [(
+                "kafka.topics[\"ehs.telemetry.raw\"].name".to_owned(),
+                "topic is declared more than once; topic names must be unique".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_kraft_quorum_is_odd_and_at_least_three_in_production() {
+        let quorum = |replicas: u32, production: bool| {
+            let mut platform = platform("prod");
+            platform.environment.production = production;
+            platform.kafka.replicas = replicas.into();
+            // Keep the topics within the node count, so only the quorum rule speaks.
+            for topic in [
+                &mut platform.kafka.topics.telemetry,
+                &mut platform.kafka.topics.dead_letters,
+            ] {
+                topic.replication_factor = Some(1.into());
+                topic.min_insync_replicas = Some(1.into());
+            }
+            invariant_findings(&platform)
+                .into_iter()
+                .filter(|(field, _)| !field.starts_with("kafka.topics"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(quorum(3, true), []);
+        assert_eq!(quorum(5, true), []);
+        assert_eq!(quorum(1, false), []);
+        assert_eq!(
+            quorum(4, true),
+            [(
+                "kafka.replicas".to_owned(),
+                "every Kafka node is a KRaft controller voter and a quorum needs an odd number \
+                 of voters: use 1, 3 or 5 nodes; found 4"
+                    .to_owned()
+            )]
+        );
+        assert_eq!(quorum(2, false).len(), 1);
+        assert_eq!(
+            quorum(1, true),
+            [(
+                "kafka.replicas".to_owned(),
+                "production needs at least 3 Kafka nodes (KRaft controller voters) to survive \
+                 losing one; found 1"
+                    .to_owned()
+            )]
+        );
     }
 
     #[test]
