@@ -183,8 +183,6 @@ macro_rules! checked_string_type {
 const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 const DNS_SUBDOMAIN_PATTERN: &str =
     "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-const QUANTITY_PATTERN: &str =
-    "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$";
 const TOPIC_NAME_PATTERN: &str = "^[a-zA-Z0-9._-]{1,249}$";
 /// Editors' approximation of `ehs_contract::validate_topic_filter` (which also limits the length).
 const TOPIC_FILTER_PATTERN: &str =
@@ -216,7 +214,7 @@ checked_string_type!(
     /// exponent (`e3`); e.g. `500m`, `2`, `512Mi`, `10Gi`.
     Quantity,
     check_quantity,
-    QUANTITY_PATTERN
+    crate::quantity::PATTERN
 );
 
 checked_string_type!(

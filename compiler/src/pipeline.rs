@@ -46,7 +46,7 @@ pub fn compile(repo: &Repo, shared: &Shared, name: &str) -> Result<Compiled, Pip
     let file = repo.environment(name)?;
     let platform = resolve::resolve(&file, &shared.defaults)?;
     let objects = components::build_all(&platform, &shared.templates)?;
-    let findings = validate::validate(&objects, &resolve::facts(&platform));
+    let findings = validate::validate(&objects, &platform);
     let files = emit::render_files(&file.path, &objects)?;
     Ok(Compiled {
         name: name.to_owned(),

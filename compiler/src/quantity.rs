@@ -9,6 +9,12 @@
 
 use std::cmp::Ordering;
 
+/// The grammar [`Quantity::parse`] accepts, as a regular expression: for JSON Schemas (the
+/// environment schema editors see, and the Quantity fields of rendered objects), which cannot
+/// call the parser. Only magnitude limits are beyond it; a test holds the two together.
+pub(crate) const PATTERN: &str =
+    "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$";
+
 /// A parsed quantity, in nano-units (10^-9 of the base unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Quantity {
@@ -324,6 +330,67 @@ mod tests {
             ),
         ] {
             assert_eq!(Quantity::parse(text), Err(expected), "{text:?}");
+        }
+    }
+
+    /// The pattern and the parser accept the same texts; only the parser knows magnitude limits.
+    #[test]
+    fn the_pattern_and_the_parser_agree() {
+        let schema = serde_json::json!({"type": "string", "pattern": PATTERN});
+        let pattern = jsonschema::validator_for(&schema).unwrap();
+        let valid = [
+            "0",
+            "1",
+            "+1",
+            "-1",
+            "500m",
+            "2",
+            "0.5",
+            ".5",
+            "5.",
+            "1.5Gi",
+            "10Gi",
+            "512Mi",
+            "1Ki",
+            "1Ti",
+            "1Pi",
+            "1Ei",
+            "7n",
+            "250u",
+            "2k",
+            "3M",
+            "1G",
+            "1T",
+            "1P",
+            "1E",
+            "1e3",
+            "1E3",
+            "2E-2",
+            "1e+3",
+            "15e-1",
+            "+1k",
+            "-1.5",
+            // Syntax the pattern accepts; the parser refuses the magnitude.
+            "1e99999999999",
+            "10000000000E",
+        ];
+        let invalid = [
+            "", ".", "Gi", "1.2.3", "10Gx", "1e", "1e3.5", "1 Gi", "10 Gi", "1gi", "10gi", "1K",
+            "1mi", "e3", "1e+", "--1", "+", "1Gi ", " 1", "0x10", "1,5",
+        ];
+        for text in valid.iter().chain(&invalid) {
+            let syntax_ok = !matches!(
+                Quantity::parse(text),
+                Err(QuantityError::Empty
+                    | QuantityError::MalformedNumber(_)
+                    | QuantityError::UnknownSuffix { .. })
+            );
+            assert_eq!(
+                pattern.is_valid(&serde_json::json!(text)),
+                syntax_ok,
+                "{text:?}"
+            );
+            assert_eq!(syntax_ok, valid.contains(text), "{text:?}");
         }
     }
 

@@ -1,5 +1,4 @@
-//! Merges each component's defaults with the environment's overrides into complete settings, and
-//! derives what validation needs to know about the platform.
+//! Merges each component's defaults with the environment's overrides into complete settings.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -8,7 +7,6 @@ use serde_json::Value;
 use crate::components;
 use crate::load::{defaults_path, Defaults, EnvironmentFile};
 use crate::model::{DnsLabel, DnsSubdomain, ExternalObject};
-use crate::validate::{self, KafkaFacts, PlatformFacts, TopicFacts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -146,40 +144,6 @@ fn overlay(base: &mut Value, top: Value) {
             }
         }
         (base, top) => *base = top,
-    }
-}
-
-/// What validation needs to know beyond the objects themselves.
-pub fn facts(platform: &Platform) -> PlatformFacts {
-    let kafka = &platform.kafka;
-    PlatformFacts {
-        environment: platform.environment.name.clone(),
-        production: platform.environment.production,
-        kafka: KafkaFacts {
-            // Combined mode: every node is a broker and a controller voter.
-            brokers: kafka.replicas.get(),
-            controller_voters: kafka.replicas.get(),
-            topics: kafka
-                .topics
-                .all()
-                .into_iter()
-                .map(|topic| TopicFacts {
-                    name: topic.name.to_string(),
-                    partitions: topic.partitions.get(),
-                    replication_factor: topic.replication_factor.get(),
-                    min_insync_replicas: topic.min_insync_replicas.get(),
-                })
-                .collect(),
-        },
-        provided_externally: platform
-            .environment
-            .provided_externally
-            .iter()
-            .map(|object| validate::ExternalObject {
-                kind: object.kind.clone(),
-                name: object.name.to_string(),
-            })
-            .collect(),
     }
 }
 

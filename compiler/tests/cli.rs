@@ -134,14 +134,14 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "MQTT topic filter",
             "bridge:\n  replicas: 3",
             "bridge:\n  mqtt:\n    filters: [ehs/#/telemetry]\n  replicas: 3",
-            "environments/prod.yaml:36:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
+            "environments/prod.yaml:32:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
              the last level; use levels separated by `/`",
         ),
         (
             "topic pattern",
             "bridge:\n  replicas: 3",
             "bridge:\n  topicPattern: ehs/{home}/telemetry\n  replicas: 3",
-            "environments/prod.yaml:35:17: topic pattern `ehs/{home}/telemetry` lacks \
+            "environments/prod.yaml:31:17: topic pattern `ehs/{home}/telemetry` lacks \
              `{device}`; use levels separated by `/`",
         ),
         (
@@ -323,8 +323,8 @@ fn validation_findings_fail_render_without_writing() {
     let before = scratch.rendered();
     scratch.edit(
         "environments/prod.yaml",
-        "      replicationFactor: 3",
-        "      replicationFactor: 5",
+        "      partitions: 12\n",
+        "      partitions: 12\n      replicationFactor: 5\n",
     );
     scratch
         .ehs()

@@ -320,6 +320,38 @@ fn stateful_set(app: &App) -> StatefulSet {
     }
 }
 
+/// The bridge's part in `ehs validate`.
+pub struct Hooks;
+
+impl super::ComponentHooks for Hooks {
+    fn kinds() -> Vec<crate::validate::KindSchema> {
+        use crate::validate::KindSchema;
+        vec![
+            KindSchema::of::<Service>(),
+            KindSchema::of::<StatefulSet>(),
+            KindSchema::of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        ]
+    }
+
+    /// The Services behind the MQTT and Kafka addresses in its environment variables.
+    fn references(platform: &Platform) -> Vec<crate::validate::Reference> {
+        let field = crate::validate::FieldPath::of("spec.template.spec.containers")
+            .index(0)
+            .key("env");
+        [
+            platform.bridge.mqtt.broker_service.to_string(),
+            super::kafka::CLIENT_SERVICE.to_owned(),
+        ]
+        .into_iter()
+        .map(|service| crate::validate::Reference {
+            from: ("StatefulSet", APP_NAME.to_owned()),
+            field: field.clone(),
+            to: ("Service", service),
+        })
+        .collect()
+    }
+}
+
 /// Environment variables the bridge pods get, by name (for tests and validation).
 #[cfg(test)]
 fn env_map(

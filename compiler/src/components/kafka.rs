@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
     PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, VolumeMount,
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::{
     config_map_volume, container_port, count_i32, env_var, manifest, pod_field_env_var,
     restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
-    ComponentError,
+    ComponentError, ComponentHooks,
 };
 use crate::manifest::Manifest;
 use crate::model::{
@@ -33,6 +34,7 @@ use crate::model::{
 };
 use crate::resolve::Platform;
 use crate::templates::Templates;
+use crate::validate::{FieldPath, KindSchema, Report};
 
 pub const NAME: &str = "kafka";
 
@@ -88,10 +90,12 @@ pub struct TopicLayer {
     pub name: Option<TopicName>,
     /// Partitions: the upper bound on consumer parallelism. Can only grow.
     pub partitions: Option<Count>,
-    /// Copies of each partition; at most the number of Kafka nodes.
+    /// Copies of each partition; at most the number of Kafka nodes. Unset: the number of nodes,
+    /// at most 3 (1 node → 1, 3 or more nodes → 3).
     pub replication_factor: Option<Count>,
     /// Replicas that must acknowledge an `acks=all` write; below the replication factor so one
-    /// replica may be offline.
+    /// replica may be offline. Unset: one less than the replication factor, at least 1
+    /// (RF 1 → 1, RF 2 → 1, RF 3 → 2).
     pub min_insync_replicas: Option<Count>,
 }
 
@@ -126,13 +130,27 @@ impl Topics {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Topic {
     pub name: TopicName,
     pub partitions: Count,
-    pub replication_factor: Count,
-    pub min_insync_replicas: Count,
+    /// An override; [`Settings::topic_spec`] derives it from the node count otherwise.
+    #[serde(default)]
+    pub replication_factor: Option<Count>,
+    /// An override; [`Settings::topic_spec`] derives it from the replication factor otherwise.
+    #[serde(default)]
+    pub min_insync_replicas: Option<Count>,
+}
+
+/// A topic as it is created: overrides applied, the rest derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    pub name: TopicName,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub min_insync_replicas: u32,
 }
 
 /// The client Service; its name is what every client's bootstrap address starts with.
@@ -155,8 +173,9 @@ const LOG_DIR: &str = "/var/lib/kafka/data/logs";
 /// Kafka's scripts write their own logs under `LOG_DIR`; the root filesystem is read-only.
 const SCRATCH_MOUNT: &str = "/tmp";
 const APPLICATION_LOG_DIR: &str = "/tmp/kafka-logs";
-/// Internal topics (consumer offsets, transactions) never need more copies than this.
-const MAX_INTERNAL_REPLICATION: u32 = 3;
+/// No topic, internal (consumer offsets, transactions) or ours, gets more copies than this by
+/// default: three copies survive losing one with a majority left.
+const MAX_DEFAULT_REPLICATION: u32 = 3;
 
 impl Settings {
     /// `host:port` clients bootstrap from: the client Service in the environment's namespace.
@@ -181,15 +200,35 @@ impl Settings {
             .join(",")
     }
 
-    /// Replication of Kafka's internal topics: as many copies as there are nodes, up to three.
-    fn internal_replication_factor(&self) -> u32 {
-        self.replicas.get().min(MAX_INTERNAL_REPLICATION)
+    /// Replication of Kafka's internal topics, and of ours unless overridden: as many copies as
+    /// there are nodes, up to three.
+    fn default_replication_factor(&self) -> u32 {
+        self.replicas.get().min(MAX_DEFAULT_REPLICATION)
     }
 
-    /// One copy may be offline when there are at least two.
-    fn internal_min_insync_replicas(&self) -> u32 {
-        self.internal_replication_factor().saturating_sub(1).max(1)
+    /// The platform's topics as they are created.
+    pub fn topic_specs(&self) -> [TopicSpec; 2] {
+        self.topics.all().map(|topic| self.topic_spec(topic))
     }
+
+    fn topic_spec(&self, topic: &Topic) -> TopicSpec {
+        let replication_factor = topic
+            .replication_factor
+            .map_or_else(|| self.default_replication_factor(), Count::get);
+        TopicSpec {
+            name: topic.name.clone(),
+            partitions: topic.partitions.get(),
+            replication_factor,
+            min_insync_replicas: topic
+                .min_insync_replicas
+                .map_or_else(|| min_insync_replicas(replication_factor), Count::get),
+        }
+    }
+}
+
+/// One copy may be offline when there are at least two.
+fn min_insync_replicas(replication_factor: u32) -> u32 {
+    replication_factor.saturating_sub(1).max(1)
 }
 
 /// The cluster id every node formats its storage with. Derived from the namespace so it is stable
@@ -222,8 +261,8 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
             client_port => CLIENT_PORT,
             controller_port => CONTROLLER_PORT,
             log_dir => LOG_DIR,
-            internal_replication_factor => kafka.internal_replication_factor(),
-            internal_min_insync_replicas => kafka.internal_min_insync_replicas(),
+            internal_replication_factor => kafka.default_replication_factor(),
+            internal_min_insync_replicas => min_insync_replicas(kafka.default_replication_factor()),
         },
     )?;
     let start_script = templates.render(
@@ -240,7 +279,7 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
         "kafka/create-topics.sh.j2",
         minijinja::context! {
             bootstrap_servers => kafka.bootstrap_servers(namespace),
-            topics => minijinja::value::Serde(kafka.topics.all()),
+            topics => minijinja::value::Serde(kafka.topic_specs()),
         },
     )?;
 
@@ -458,6 +497,85 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
     }
 }
 
+/// Kafka's part in `ehs validate`.
+pub struct Hooks;
+
+impl ComponentHooks for Hooks {
+    fn kinds() -> Vec<KindSchema> {
+        vec![
+            KindSchema::of::<ConfigMap>(),
+            KindSchema::of::<Service>(),
+            KindSchema::of::<StatefulSet>(),
+            KindSchema::of::<PodDisruptionBudget>(),
+            KindSchema::of::<Job>(),
+        ]
+    }
+
+    fn invariants(platform: &Platform, _: &[Manifest], report: &mut Report) {
+        check_quorum(&platform.kafka, platform.environment.production, report);
+        check_topics(&platform.kafka, platform.environment.production, report);
+    }
+}
+
+/// Every node is a KRaft controller voter (combined mode), so the node count is the quorum size.
+fn check_quorum(kafka: &Settings, production: bool, report: &mut Report) {
+    let voters = kafka.replicas.get();
+    // A quorum of n voters tolerates (n-1)/2 failures; an even n adds a voter, not tolerance.
+    if voters.is_multiple_of(2) {
+        report.model(
+            "kafka.replicas",
+            format!(
+                "every Kafka node is a KRaft controller voter and a quorum needs an odd number \
+                 of voters: use 1, 3 or 5 nodes; found {voters}"
+            ),
+        );
+    } else if production && voters < 3 {
+        report.model(
+            "kafka.replicas",
+            format!(
+                "production needs at least 3 Kafka nodes (KRaft controller voters) to survive \
+                 losing one; found {voters}"
+            ),
+        );
+    }
+}
+
+fn check_topics(kafka: &Settings, production: bool, report: &mut Report) {
+    let brokers = kafka.replicas.get();
+    let mut names = std::collections::BTreeSet::new();
+    for topic in kafka.topic_specs() {
+        let field = |name: &str| FieldPath::of("kafka.topics").key(topic.name.as_ref()).key(name);
+        if !names.insert(topic.name.clone()) {
+            report.model(
+                field("name"),
+                "topic is declared more than once; topic names must be unique",
+            );
+        }
+        let (replicas, min_isr) = (topic.replication_factor, topic.min_insync_replicas);
+        if replicas > brokers {
+            let reason = format!(
+                "replication factor {replicas} exceeds the {brokers} broker(s); use at most \
+                 {brokers}"
+            );
+            report.model(field("replicationFactor"), reason);
+        }
+        if min_isr > replicas {
+            let reason = format!(
+                "min.insync.replicas {min_isr} exceeds the replication factor {replicas}, so no \
+                 write could ever succeed"
+            );
+            report.model(field("minInsyncReplicas"), reason);
+        } else if production && min_isr == replicas {
+            let reason = format!(
+                "in production min.insync.replicas must be below the replication factor \
+                 ({replicas}) so writes survive losing one replica; use at most {}",
+                replicas.saturating_sub(1).max(1)
+            );
+            report.model(field("minInsyncReplicas"), reason);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::resolve::tests::{platform, templates};
@@ -491,10 +609,9 @@ mod tests {
             voters.starts_with("0@kafka-0.kafka-quorum.ehs-prod.svc:9093,"),
             "{voters}"
         );
-        let platform = platform("prod");
-        for topic in platform.kafka.topics.all() {
-            assert_eq!(topic.replication_factor.get(), 3, "{}", topic.name);
-            assert_eq!(topic.min_insync_replicas.get(), 2, "{}", topic.name);
+        for topic in platform("prod").kafka.topic_specs() {
+            assert_eq!(topic.replication_factor, 3, "{}", topic.name);
+            assert_eq!(topic.min_insync_replicas, 2, "{}", topic.name);
         }
         assert!(properties.contains("offsets.topic.replication.factor=3\n"));
         assert!(properties.contains("transaction.state.log.min.isr=2\n"));
@@ -507,9 +624,145 @@ mod tests {
         assert!(properties
             .contains("controller.quorum.voters=0@kafka-0.kafka-quorum.ehs-dev.svc:9093\n"));
         assert!(properties.contains("process.roles=broker,controller\n"));
-        for topic in platform("dev").kafka.topics.all() {
-            assert_eq!(topic.replication_factor.get(), 1);
+        for topic in platform("dev").kafka.topic_specs() {
+            assert_eq!(topic.replication_factor, 1);
+            assert_eq!(topic.min_insync_replicas, 1);
         }
+    }
+
+    #[test]
+    fn topic_replication_follows_the_node_count_unless_overridden() {
+        let mut platform = platform("dev");
+        let spec = |platform: &crate::resolve::Platform| {
+            let spec = platform.kafka.topic_specs()[0].clone();
+            (spec.replication_factor, spec.min_insync_replicas)
+        };
+        for (replicas, expected) in [(1, (1, 1)), (2, (2, 1)), (3, (3, 2)), (5, (3, 2))] {
+            platform.kafka.replicas = replicas.into();
+            assert_eq!(spec(&platform), expected, "{replicas} nodes");
+        }
+        platform.kafka.topics.telemetry.replication_factor = Some(5.into());
+        assert_eq!(spec(&platform), (5, 4));
+        platform.kafka.topics.telemetry.min_insync_replicas = Some(3.into());
+        assert_eq!(spec(&platform), (5, 3));
+    }
+
+    /// Kafka's invariants for `platform`, as (field, reason).
+    fn invariant_findings(platform: &crate::resolve::Platform) -> Vec<(String, String)> {
+        use crate::components::ComponentHooks;
+        crate::validate::testing::findings_of("prod", |report| {
+            super::Hooks::invariants(platform, &[], report)
+        })
+        .into_iter()
+        .map(|(object, field, reason)| {
+            assert_eq!(object, "environment");
+            (field, reason)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_committed_environments_meet_kafkas_invariants() {
+        for environment in ["dev", "prod"] {
+            assert_eq!(invariant_findings(&platform(environment)), []);
+        }
+    }
+
+    #[test]
+    fn replication_factor_cannot_exceed_the_brokers() {
+        let mut platform = platform("dev");
+        platform.kafka.topics.telemetry.replication_factor = Some(2.into());
+        assert_eq!(
+            invariant_findings(&platform),
+            [(
+                "kafka.topics[\"ehs.telemetry.raw\"].replicationFactor".to_owned(),
+                "replication factor 2 exceeds the 1 broker(s); use at most 1".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn min_isr_rules() {
+        let fields = |replication_factor: u32, min_insync_replicas: u32, production: bool| {
+            let mut platform = platform("prod");
+            platform.environment.production = production;
+            let topic = &mut platform.kafka.topics.telemetry;
+            topic.replication_factor = Some(replication_factor.into());
+            topic.min_insync_replicas = Some(min_insync_replicas.into());
+            invariant_findings(&platform)
+                .into_iter()
+                .map(|(field, _)| field)
+                .collect::<Vec<_>>()
+        };
+        let min_isr = "kafka.topics[\"ehs.telemetry.raw\"].minInsyncReplicas";
+        assert_eq!(fields(3, 2, true), Vec::<String>::new());
+        assert_eq!(fields(3, 3, true), [min_isr]);
+        assert_eq!(fields(3, 3, false), Vec::<String>::new());
+        assert_eq!(fields(1, 1, false), Vec::<String>::new());
+        assert_eq!(fields(2, 3, false), [min_isr]);
+        let mut platform = platform("prod");
+        platform.kafka.topics.telemetry.min_insync_replicas = Some(3.into());
+        assert_eq!(
+            invariant_findings(&platform)[0].1,
+            "in production min.insync.replicas must be below the replication factor (3) so \
+             writes survive losing one replica; use at most 2"
+        );
+    }
+
+    #[test]
+    fn topic_names_are_unique() {
+        let mut platform = platform("prod");
+        platform.kafka.topics.dead_letters.name = platform.kafka.topics.telemetry.name.clone();
+        assert_eq!(
+            invariant_findings(&platform),
+            [(
+                "kafka.topics[\"ehs.telemetry.raw\"].name".to_owned(),
+                "topic is declared more than once; topic names must be unique".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_kraft_quorum_is_odd_and_at_least_three_in_production() {
+        let quorum = |replicas: u32, production: bool| {
+            let mut platform = platform("prod");
+            platform.environment.production = production;
+            platform.kafka.replicas = replicas.into();
+            // Keep the topics within the node count, so only the quorum rule speaks.
+            for topic in [
+                &mut platform.kafka.topics.telemetry,
+                &mut platform.kafka.topics.dead_letters,
+            ] {
+                topic.replication_factor = Some(1.into());
+                topic.min_insync_replicas = Some(1.into());
+            }
+            invariant_findings(&platform)
+                .into_iter()
+                .filter(|(field, _)| !field.starts_with("kafka.topics"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(quorum(3, true), []);
+        assert_eq!(quorum(5, true), []);
+        assert_eq!(quorum(1, false), []);
+        assert_eq!(
+            quorum(4, true),
+            [(
+                "kafka.replicas".to_owned(),
+                "every Kafka node is a KRaft controller voter and a quorum needs an odd number \
+                 of voters: use 1, 3 or 5 nodes; found 4"
+                    .to_owned()
+            )]
+        );
+        assert_eq!(quorum(2, false).len(), 1);
+        assert_eq!(
+            quorum(1, true),
+            [(
+                "kafka.replicas".to_owned(),
+                "production needs at least 3 Kafka nodes (KRaft controller voters) to survive \
+                 losing one; found 1"
+                    .to_owned()
+            )]
+        );
     }
 
     #[test]

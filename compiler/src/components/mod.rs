@@ -1,14 +1,27 @@
-//! The platform's components. Each one turns the resolved model into Kubernetes objects.
+//! The platform's components. Each one turns the resolved model into Kubernetes objects and
+//! owns everything validation must know about them.
 //!
 //! # Adding a component
 //!
-//! 1. Write `compiler/src/components/<name>.rs` with `NAME` (`"<name>"`), `Layer` (the settings an
-//!    environment file may override, every field optional and documented: this is the schema
-//!    editors see), `Settings` (the same fields resolved, none optional) and `build`.
+//! 1. Write `compiler/src/components/<name>.rs` (or `<name>/mod.rs` with helpers beside it)
+//!    providing:
+//!    - `NAME` (`"<name>"`);
+//!    - `Layer`: the settings an environment file may override, every field optional and
+//!      documented (this is the schema editors see);
+//!    - `Settings`: the same fields resolved, none optional (or derived, documented on `Layer`);
+//!    - `build`: the component's objects, as k8s-openapi (or typed custom-resource) structs;
+//!    - `Hooks`, a unit struct implementing [`ComponentHooks`]: `kinds` (every group/version/kind
+//!      it renders, with its schema; required), `invariants` (its own rules about its settings
+//!      and objects) and `references` (references inside its objects the generic checks cannot
+//!      see). The last two default to none.
 //! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
 //!    templates of config files.
 //! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
 //!    environment files that holds its overrides (written camelCase there).
+//!
+//! `validate/` keeps only checks that hold for every object (schemas, Pod Security restricted,
+//! resources, selectors, named ports, ConfigMap/Secret references, the namespace, HA replicas in
+//! production); anything that needs to know what a component is lives in its `Hooks`.
 //!
 //! # How one line is enough
 //!
@@ -21,7 +34,8 @@
 //! - `load.rs`: the field `<name>` of `Defaults`, read from `components/<name>/defaults.yaml`.
 //! - `resolve.rs`: the field `<name>: <name>::Settings` of `Platform`: the defaults overlaid with
 //!   the environment's `<key>`.
-//! - here: `pub mod <name>;` and the component's place in [`ALL`], the build order.
+//! - here: `pub mod <name>;` and the component's place in [`ALL`], the build order, with its
+//!   hooks.
 //!
 //! Fields stay typed fields, so the environment schema, unknown-key errors with file:line:column
 //! and `platform.kafka.replicas` all work as if they were written out by hand.
@@ -49,6 +63,9 @@ macro_rules! declare_components {
         pub const ALL: &[Component] = &[$(Component {
             name: $component::NAME,
             build: $component::build,
+            kinds: <$component::Hooks as ComponentHooks>::kinds,
+            invariants: <$component::Hooks as ComponentHooks>::invariants,
+            references: <$component::Hooks as ComponentHooks>::references,
         }),*];
 
         // The module name is what the generated docs and the environment schema say; `NAME` is
@@ -95,10 +112,34 @@ use crate::manifest::Manifest;
 use crate::model::{Count, Resources};
 use crate::resolve::Platform;
 use crate::templates::{TemplateError, Templates};
+use crate::validate::{KindSchema, Reference, Report};
 
 pub struct Component {
     pub name: &'static str,
     pub build: fn(&Platform, &Templates) -> Result<Vec<Manifest>, ComponentError>,
+    pub kinds: fn() -> Vec<KindSchema>,
+    pub invariants: fn(&Platform, &[Manifest], &mut Report),
+    pub references: fn(&Platform) -> Vec<Reference>,
+}
+
+/// What a component tells `ehs validate` about itself. Implemented by each component module's
+/// unit struct `Hooks`; the registry reads it, so a new component needs no edit in `validate/`.
+pub trait ComponentHooks {
+    /// Every kind the component renders (`KindSchema::of::<T>()` for a k8s-openapi type or a
+    /// typed custom resource), identified by API group, version and kind. An object whose kind
+    /// its component does not declare fails validation.
+    fn kinds() -> Vec<KindSchema>;
+
+    /// Rules only this component knows: about its resolved settings (`report.model`) and its
+    /// objects (`report.object`).
+    fn invariants(_platform: &Platform, _objects: &[Manifest], _report: &mut Report) {}
+
+    /// Objects its objects name where the generic checks cannot see it (an address in an
+    /// environment variable, a field of a custom resource). Each must be rendered in the
+    /// environment or declared in its `providedExternally`.
+    fn references(_platform: &Platform) -> Vec<Reference> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{manifest, App, ComponentError};
+use super::{manifest, App, ComponentError, ComponentHooks};
 use crate::manifest::Manifest;
 use crate::resolve::Platform;
 use crate::templates::Templates;
+use crate::validate::KindSchema;
 
 pub const NAME: &str = "namespace";
 
@@ -87,6 +88,16 @@ pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, Compon
         ..Default::default()
     };
     Ok(vec![manifest(NAME, &namespace)?])
+}
+
+/// The namespace's part in `ehs validate`: the generic checks already require exactly one
+/// Namespace enforcing Pod Security restricted.
+pub struct Hooks;
+
+impl ComponentHooks for Hooks {
+    fn kinds() -> Vec<KindSchema> {
+        vec![KindSchema::of::<Namespace>()]
+    }
 }
 
 /// The namespace belongs to the platform as a whole rather than to one application.

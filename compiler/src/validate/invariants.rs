@@ -1,23 +1,27 @@
-//! Platform rules that hold for every environment (and the stricter ones for production):
-//! Kafka replication and quorum, HA replicas, container resources, Pod Security "restricted",
-//! and one namespace per environment.
+//! Platform rules that hold for every object of every environment (and the stricter ones for
+//! production): HA replicas, container resources, Pod Security "restricted", and one namespace per
+//! environment. Rules about one component live in its module (`ComponentHooks::invariants`).
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::path::FieldPath;
 use super::pods::{items, pod_templates, Container, PodTemplate};
-use super::{schema, PlatformFacts, Report};
+use super::schema::Registry;
+use super::Report;
 use crate::manifest::Manifest;
 use crate::quantity::Quantity;
 
-pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Report) {
-    check_kafka(facts, report);
-    check_namespaces(objects, report);
+pub(super) fn check(
+    objects: &[Manifest],
+    production: bool,
+    registry: &Registry,
+    report: &mut Report,
+) {
+    check_namespaces(objects, registry, report);
     for manifest in objects {
-        if facts.production && manifest.kind() == "StatefulSet" {
+        if production && manifest.kind() == "StatefulSet" {
             check_production_replicas(manifest, report);
         }
     }
@@ -26,66 +30,6 @@ pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Re
         for container in template.containers() {
             check_resources(template.manifest, &container, report);
             check_container_security(&template, &container, report);
-        }
-    }
-}
-
-fn check_kafka(facts: &PlatformFacts, report: &mut Report) {
-    let kafka = &facts.kafka;
-    let voters = kafka.controller_voters;
-    // A KRaft quorum of n voters tolerates (n-1)/2 failures; an even n adds a voter without adding tolerance.
-    if voters.is_multiple_of(2) {
-        report.model(
-            "kafka.controllerVoters",
-            format!(
-                "a KRaft controller quorum needs an odd number of voters (1, 3, 5); found {voters}"
-            ),
-        );
-    } else if facts.production && voters < 3 {
-        report.model("kafka.controllerVoters", format!("production needs at least 3 KRaft controller voters to survive losing one; found {voters}"));
-    }
-    let mut names = BTreeSet::new();
-    for topic in &kafka.topics {
-        let field = |name: &str| FieldPath::of("kafka.topics").key(&topic.name).key(name);
-        if !names.insert(topic.name.as_str()) {
-            report.model(
-                field("name"),
-                "topic is declared more than once; topic names must be unique",
-            );
-        }
-        let (replicas, min_isr) = (topic.replication_factor, topic.min_insync_replicas);
-        if topic.partitions < 1 {
-            report.model(
-                field("partitions"),
-                "a topic needs at least 1 partition; found 0",
-            );
-        }
-        if replicas < 1 {
-            report.model(
-                field("replicationFactor"),
-                "replication factor must be at least 1; found 0",
-            );
-        } else if replicas > kafka.brokers {
-            let reason = format!(
-                "replication factor {replicas} exceeds the {} broker(s); use at most {}",
-                kafka.brokers, kafka.brokers
-            );
-            report.model(field("replicationFactor"), reason);
-        }
-        if min_isr < 1 {
-            report.model(
-                field("minInsyncReplicas"),
-                "min.insync.replicas must be at least 1; found 0",
-            );
-        } else if min_isr > replicas {
-            let reason = format!("min.insync.replicas {min_isr} exceeds the replication factor {replicas}, so no write could ever succeed");
-            report.model(field("minInsyncReplicas"), reason);
-        } else if facts.production && min_isr == replicas {
-            let reason = format!(
-                "in production min.insync.replicas must be below the replication factor ({replicas}) so writes survive losing one replica; use at most {}",
-                replicas - 1
-            );
-            report.model(field("minInsyncReplicas"), reason);
         }
     }
 }
@@ -103,7 +47,7 @@ fn check_production_replicas(statefulset: &Manifest, report: &mut Report) {
 }
 
 /// The environment declares exactly one Namespace, and every namespaced object lives in it.
-fn check_namespaces(objects: &[Manifest], report: &mut Report) {
+fn check_namespaces(objects: &[Manifest], registry: &Registry, report: &mut Report) {
     let namespaces: Vec<&Manifest> = objects
         .iter()
         .filter(|manifest| manifest.kind() == "Namespace")
@@ -139,7 +83,7 @@ fn check_namespaces(objects: &[Manifest], report: &mut Report) {
     let Some(declared) = declared else { return };
     for manifest in objects {
         // Unknown kinds are reported by the schema check; their scope is unknown.
-        if schema::is_namespaced(manifest.api_version(), manifest.kind()) != Some(true) {
+        if registry.is_namespaced(manifest.api_version(), manifest.kind()) != Some(true) {
             continue;
         }
         match manifest.namespace() {
@@ -391,26 +335,21 @@ fn check_container_security(template: &PodTemplate, container: &Container, repor
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::*;
-    use super::super::TopicFacts;
+    use super::super::schema::registry;
+    use super::super::testing::*;
     use super::*;
 
-    fn findings(objects: &[Manifest], facts: &PlatformFacts) -> Vec<(String, String, String)> {
-        findings_of(check, objects, facts)
-    }
-
-    fn model_findings(facts: &PlatformFacts) -> Vec<(String, String)> {
-        findings(&good_environment(), facts)
-            .into_iter()
-            .map(|(_, field, reason)| (field, reason))
-            .collect()
+    fn findings(objects: &[Manifest], production: bool) -> Vec<(String, String, String)> {
+        findings_of("prod", |report| {
+            check(objects, production, registry(), report)
+        })
     }
 
     /// The single finding for the kafka StatefulSet after `change`.
     fn kafka_finding(change: impl FnOnce(&mut Vec<Manifest>)) -> (String, String) {
-        let mut objects = good_environment();
+        let (_, mut objects) = built("prod");
         change(&mut objects);
-        let mut found = findings(&objects, &prod_facts());
+        let mut found = findings(&objects, true);
         assert_eq!(found.len(), 1, "{found:#?}");
         let (object, field, reason) = found.remove(0);
         assert_eq!(object, "kafka/StatefulSet/kafka");
@@ -424,99 +363,11 @@ mod tests {
     const CONTAINER: &str = "/spec/template/spec/containers/0";
 
     #[test]
-    fn the_valid_environment_meets_every_invariant() {
-        assert_eq!(findings(&good_environment(), &prod_facts()), Vec::new());
-    }
-
-    #[test]
-    fn replication_factor_cannot_exceed_the_brokers() {
-        let mut facts = prod_facts();
-        facts.kafka.brokers = 2;
-        assert_eq!(
-            model_findings(&facts),
-            [
-                (
-                    "kafka.topics[\"ehs.telemetry.dead-letter\"].replicationFactor".to_owned(),
-                    "replication factor 3 exceeds the 2 broker(s); use at most 2".to_owned()
-                ),
-                (
-                    "kafka.topics[\"ehs.telemetry.raw\"].replicationFactor".to_owned(),
-                    "replication factor 3 exceeds the 2 broker(s); use at most 2".to_owned()
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn min_isr_rules() {
-        let single = |replication_factor, min_insync_replicas, production| {
-            let mut facts = prod_facts();
-            facts.production = production;
-            facts.kafka.topics = vec![TopicFacts {
-                name: "t".into(),
-                partitions: 1,
-                replication_factor,
-                min_insync_replicas,
-            }];
-            model_findings(&facts)
-                .into_iter()
-                .map(|(field, _)| field)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(single(3, 2, true), Vec::<String>::new());
-        assert_eq!(single(3, 3, true), ["kafka.topics.t.minInsyncReplicas"]);
-        assert_eq!(single(3, 3, false), Vec::<String>::new());
-        assert_eq!(single(1, 1, false), Vec::<String>::new());
-        assert_eq!(single(2, 3, false), ["kafka.topics.t.minInsyncReplicas"]);
-        assert_eq!(single(2, 0, false), ["kafka.topics.t.minInsyncReplicas"]);
-        assert_eq!(
-            single(0, 0, false),
-            [
-                "kafka.topics.t.minInsyncReplicas",
-                "kafka.topics.t.replicationFactor"
-            ]
-        );
-    }
-
-    #[test]
-    fn topics_need_partitions_and_unique_names() {
-        let mut facts = prod_facts();
-        facts.kafka.topics[1].name = facts.kafka.topics[0].name.clone();
-        facts.kafka.topics[0].partitions = 0;
-        let fields: Vec<String> = model_findings(&facts)
-            .into_iter()
-            .map(|(field, _)| field)
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "kafka.topics[\"ehs.telemetry.raw\"].name",
-                "kafka.topics[\"ehs.telemetry.raw\"].partitions"
-            ]
-        );
-    }
-
-    #[test]
-    fn the_kraft_quorum_is_odd_and_at_least_three_in_production() {
-        let voters = |count, production| {
-            let mut facts = prod_facts();
-            facts.production = production;
-            facts.kafka.controller_voters = count;
-            model_findings(&facts)
-        };
-        assert_eq!(voters(3, true), Vec::new());
-        assert_eq!(voters(5, true), Vec::new());
-        assert_eq!(voters(1, false), Vec::new());
-        assert_eq!(
-            voters(4, true),
-            [(
-                "kafka.controllerVoters".to_owned(),
-                "a KRaft controller quorum needs an odd number of voters (1, 3, 5); found 4"
-                    .to_owned()
-            )]
-        );
-        assert_eq!(voters(0, false).len(), 1);
-        assert_eq!(voters(1, true), [("kafka.controllerVoters".to_owned(), "production needs at least 3 KRaft controller voters to survive losing one; found 1".to_owned())]);
+    fn what_the_compiler_builds_meets_every_invariant() {
+        for (environment, production) in [("dev", false), ("prod", true)] {
+            let (_, objects) = built(environment);
+            assert_eq!(findings(&objects, production), Vec::new(), "{environment}");
+        }
     }
 
     #[test]
@@ -531,9 +382,7 @@ mod tests {
             "absent replicas default to 1: {reason}"
         );
         let objects = changed("StatefulSet", "kafka", "/spec/replicas", json!(1));
-        let mut dev = prod_facts();
-        dev.production = false;
-        assert_eq!(findings(&objects, &dev), Vec::new());
+        assert_eq!(findings(&objects, false), Vec::new());
     }
 
     #[test]
@@ -555,16 +404,23 @@ mod tests {
             "missing: every container needs memory requests and limits (e.g. `memory: 256Mi`)"
         );
 
-        let mut objects = good_environment();
+        // Init containers too.
+        let mut objects = changed(
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/initContainers",
+            json!([{"name": "wait", "image": "busybox"}]),
+        );
         remove(
             &mut objects,
             "StatefulSet",
             "ehs-bridge",
-            "/spec/template/spec/initContainers/0/resources",
+            "/spec/template/spec/securityContext",
         );
-        let fields: Vec<String> = findings(&objects, &prod_facts())
+        let fields: Vec<String> = findings(&objects, true)
             .into_iter()
             .map(|(_, field, _)| field)
+            .filter(|field| field.contains(".resources."))
             .collect();
         let prefix = "spec.template.spec.initContainers[0].resources";
         assert_eq!(
@@ -582,7 +438,7 @@ mod tests {
     fn requests_may_not_exceed_limits_in_any_notation() {
         let (field, reason) = kafka_finding_after_setting(
             &format!("{CONTAINER}/resources/requests/memory"),
-            json!("1.5Gi"),
+            json!("4.5Gi"),
         );
         assert_eq!(
             field,
@@ -590,7 +446,7 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "request `1.5Gi` exceeds limit `1Gi`; the request must be at most the limit"
+            "request `4.5Gi` exceeds limit `4Gi`; the request must be at most the limit"
         );
         let (_, reason) = kafka_finding_after_setting(
             &format!("{CONTAINER}/resources/requests/cpu"),
@@ -602,7 +458,7 @@ mod tests {
         );
         // Equal values written differently are fine.
         for (request, limit) in [("2000m", "2"), ("1024Mi", "1Gi"), ("2e0", "2000m")] {
-            let mut objects = good_environment();
+            let (_, mut objects) = built("prod");
             let resource = if request.ends_with('i') {
                 "memory"
             } else {
@@ -622,11 +478,7 @@ mod tests {
                 &format!("{CONTAINER}/resources/limits/{resource}"),
                 json!(limit),
             );
-            assert_eq!(
-                findings(&objects, &prod_facts()),
-                Vec::new(),
-                "{request} vs {limit}"
-            );
+            assert_eq!(findings(&objects, true), Vec::new(), "{request} vs {limit}");
         }
         let objects = changed(
             "StatefulSet",
@@ -635,7 +487,7 @@ mod tests {
             json!(2),
         );
         assert_eq!(
-            findings(&objects, &prod_facts()),
+            findings(&objects, true),
             Vec::new(),
             "numbers are quantities too"
         );
@@ -726,15 +578,25 @@ mod tests {
 
     #[test]
     fn pod_level_settings_apply_to_every_container_unless_overridden() {
-        // Without the pod-level defaults, each of the kafka container's settings is missing.
-        let mut objects = good_environment();
+        // Set only on the pod, the settings hold for the container.
+        let (_, mut objects) = built("prod");
+        for setting in ["runAsNonRoot", "seccompProfile"] {
+            remove(
+                &mut objects,
+                "StatefulSet",
+                "kafka",
+                &format!("{CONTAINER}/securityContext/{setting}"),
+            );
+        }
+        assert_eq!(findings(&objects, true), Vec::new());
+        // Set nowhere, the container lacks them.
         remove(
             &mut objects,
             "StatefulSet",
             "kafka",
             "/spec/template/spec/securityContext",
         );
-        let fields: Vec<String> = findings(&objects, &prod_facts())
+        let fields: Vec<String> = findings(&objects, true)
             .into_iter()
             .map(|(_, field, _)| field)
             .collect();
@@ -745,22 +607,17 @@ mod tests {
                 "spec.template.spec.containers[0].securityContext.seccompProfile.type"
             ]
         );
-        // Setting them on the container instead satisfies the rule.
-        set(
-            &mut objects,
+        // A container's own setting overrides the pod's.
+        let objects = changed(
             "StatefulSet",
             "kafka",
             &format!("{CONTAINER}/securityContext/runAsNonRoot"),
-            json!(true),
+            json!(false),
         );
-        set(
-            &mut objects,
-            "StatefulSet",
-            "kafka",
-            &format!("{CONTAINER}/securityContext/seccompProfile"),
-            json!({"type": "RuntimeDefault"}),
+        assert_eq!(
+            findings(&objects, true)[0].1,
+            "spec.template.spec.containers[0].securityContext.runAsNonRoot"
         );
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
     }
 
     #[test]
@@ -798,7 +655,7 @@ mod tests {
             json!("default"),
         );
         remove(&mut objects, "Service", "kafka", "/metadata/namespace");
-        let found = findings(&objects, &prod_facts());
+        let found = findings(&objects, true);
         assert_eq!(
             found,
             [
@@ -815,40 +672,42 @@ mod tests {
             ]
         );
         // Cluster-scoped objects carry no namespace.
-        let mut objects = good_environment();
-        objects.push(Manifest { component: "storage".into(), value: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}, "provisioner": "p"}) });
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        let (_, objects) = built("prod");
+        let namespace = objects.iter().find(|object| object.kind() == "Namespace");
+        assert_eq!(namespace.and_then(Manifest::namespace), None);
+        assert_eq!(findings(&objects, true), Vec::new());
     }
 
     #[test]
     fn exactly_one_namespace_with_pod_security_enforced() {
-        let mut objects = good_environment();
+        let (_, mut objects) = built("prod");
         objects.retain(|manifest| manifest.kind() != "Namespace");
-        let found = findings(&objects, &prod_facts());
+        let found = findings(&objects, true);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(
             (found[0].0.as_str(), found[0].1.as_str()),
             ("environment", "namespace")
         );
 
-        let mut objects = good_environment();
-        let mut second = namespace();
-        second["metadata"]["name"] = json!("ehs-prod-2");
-        objects.push(Manifest {
-            component: "namespace".into(),
-            value: second,
-        });
-        let found = findings(&objects, &prod_facts());
+        let (_, mut objects) = built("prod");
+        let mut second = objects
+            .iter()
+            .find(|object| object.kind() == "Namespace")
+            .cloned()
+            .unwrap();
+        second.value["metadata"]["name"] = json!("ehs-prod-2");
+        objects.push(second);
+        let found = findings(&objects, true);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].0, "namespace/Namespace/ehs-prod-2");
 
         let objects = changed(
             "Namespace",
-            NAMESPACE,
+            "ehs-prod",
             "/metadata/labels/pod-security.kubernetes.io~1enforce",
             json!("baseline"),
         );
-        let found = findings(&objects, &prod_facts());
+        let found = findings(&objects, true);
         assert_eq!(
             found,
             [(

@@ -3,10 +3,14 @@
 //! The compiler calls [`validate`] after building an environment's objects and before emitting
 //! them. Every check reports every failure it sees, so one run shows the whole list.
 //!
-//! - `schema`: each object against the JSON Schema of its kind, strict about unknown fields.
-//! - `references`: selectors, named ports and names of other objects resolve within the environment.
-//! - `invariants`: Kafka replication and quorum rules, HA in production, resources, Pod Security
-//!   "restricted", one namespace per environment.
+//! - `schema`: each object against the JSON Schema of its kind (the kinds its component declares),
+//!   strict about unknown fields.
+//! - `references`: selectors, named ports and names of other objects resolve within the
+//!   environment, including the references components declare.
+//! - `invariants`: HA in production, resources, Pod Security "restricted", one namespace per
+//!   environment.
+//! - each component's own invariants (`ComponentHooks::invariants`): this module knows no
+//!   component.
 
 mod invariants;
 mod path;
@@ -14,43 +18,23 @@ mod pods;
 mod references;
 mod schema;
 
+pub use path::FieldPath;
+pub use schema::KindSchema;
+
+use crate::components::{self, Component};
 use crate::manifest::Manifest;
+use crate::resolve::Platform;
 
-/// What the model knows that the objects alone do not show clearly.
-#[derive(Debug, Clone, Default)]
-pub struct PlatformFacts {
-    /// Environment name, e.g. `prod`.
-    pub environment: String,
-    /// Production environments must meet the HA invariants (≥ 2 replicas per stateful component,
-    /// min ISR < RF).
-    pub production: bool,
-    pub kafka: KafkaFacts,
-    /// Objects the manifests may reference that are provided outside this repository
-    /// (e.g. `StorageClass/local-path`, `Secret/mqtt-credentials`).
-    pub provided_externally: Vec<ExternalObject>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct KafkaFacts {
-    /// Nodes that host partitions.
-    pub brokers: u32,
-    /// KRaft controller quorum voters.
-    pub controller_voters: u32,
-    pub topics: Vec<TopicFacts>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct TopicFacts {
-    pub name: String,
-    pub partitions: u32,
-    pub replication_factor: u32,
-    pub min_insync_replicas: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ExternalObject {
-    pub kind: String,
-    pub name: String,
+/// An object a component's object names where the generic checks cannot see it; see
+/// [`ComponentHooks::references`](crate::components::ComponentHooks::references).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Kind and name of the rendered object that holds the reference.
+    pub from: (&'static str, String),
+    /// Where in that object, e.g. `spec.template.spec.containers[0].env`.
+    pub field: FieldPath,
+    /// Kind and name of the object it names (in the environment's namespace when namespaced).
+    pub to: (&'static str, String),
 }
 
 /// One failed check. Displayed as `<environment>: <object>: <field>: <reason>`.
@@ -74,12 +58,29 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Runs every check and returns all failures (empty = valid), sorted.
-pub fn validate(objects: &[Manifest], facts: &PlatformFacts) -> Vec<Finding> {
-    let mut report = Report::new(&facts.environment);
-    schema::check(objects, &mut report);
-    references::check(objects, facts, &mut report);
-    invariants::check(objects, facts, &mut report);
+/// Runs every check, the generic ones and every component's own, and returns all failures
+/// (empty = valid), sorted.
+pub fn validate(objects: &[Manifest], platform: &Platform) -> Vec<Finding> {
+    check_all(objects, platform, components::ALL, schema::registry())
+}
+
+fn check_all(
+    objects: &[Manifest],
+    platform: &Platform,
+    components: &[Component],
+    kinds: &schema::Registry,
+) -> Vec<Finding> {
+    let mut report = Report::new(&platform.environment.name);
+    schema::check(objects, kinds, &mut report);
+    let declared: Vec<Reference> = components
+        .iter()
+        .flat_map(|component| (component.references)(platform))
+        .collect();
+    references::check(objects, platform, &declared, &mut report);
+    invariants::check(objects, platform.environment.production, kinds, &mut report);
+    for component in components {
+        (component.invariants)(platform, objects, &mut report);
+    }
     report.into_sorted()
 }
 
@@ -100,25 +101,27 @@ fn object_label(manifest: &Manifest) -> String {
 const MODEL_OBJECT: &str = "environment";
 
 /// Collects findings for one environment.
-struct Report {
+pub struct Report {
     environment: String,
     findings: Vec<Finding>,
 }
 
 impl Report {
-    fn new(environment: &str) -> Self {
+    pub fn new(environment: &str) -> Self {
         Self {
             environment: environment.to_owned(),
             findings: Vec::new(),
         }
     }
 
-    fn object(&mut self, manifest: &Manifest, field: impl ToString, reason: impl Into<String>) {
+    /// A finding about one rendered object.
+    pub fn object(&mut self, manifest: &Manifest, field: impl ToString, reason: impl Into<String>) {
         let object = object_label(manifest);
         self.push(object, field.to_string(), reason.into());
     }
 
-    fn model(&mut self, field: impl ToString, reason: impl Into<String>) {
+    /// A finding about the resolved settings rather than one object, e.g. `kafka.replicas`.
+    pub fn model(&mut self, field: impl ToString, reason: impl Into<String>) {
         self.push(MODEL_OBJECT.to_owned(), field.to_string(), reason.into());
     }
 
@@ -131,7 +134,7 @@ impl Report {
         });
     }
 
-    fn into_sorted(mut self) -> Vec<Finding> {
+    pub fn into_sorted(mut self) -> Vec<Finding> {
         self.findings.sort();
         self.findings.dedup();
         self.findings
@@ -139,35 +142,30 @@ impl Report {
 }
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::*;
+    use serde_json::json;
+
+    use super::testing::*;
     use super::*;
+    use crate::components::ComponentHooks;
 
     #[test]
-    fn a_complete_valid_environment_has_no_findings() {
-        let findings = validate(&good_environment(), &prod_facts());
-        assert_eq!(findings, Vec::<Finding>::new());
+    fn what_the_compiler_builds_for_every_committed_environment_is_valid() {
+        for environment in ["dev", "prod"] {
+            let (platform, objects) = built(environment);
+            assert_eq!(validate(&objects, &platform), Vec::<Finding>::new());
+        }
     }
 
     #[test]
     fn findings_name_environment_object_and_field_and_come_sorted() {
-        let mut objects = changed(
-            "StatefulSet",
-            "kafka",
-            "/spec/replicas",
-            serde_json::json!(1),
-        );
-        set(
-            &mut objects,
-            "Service",
-            "kafka",
-            "/spec/selux",
-            serde_json::json!({}),
-        );
-        let findings = validate(&objects, &prod_facts());
+        let (platform, _) = built("prod");
+        let mut objects = changed("StatefulSet", "kafka", "/spec/replicas", json!(1));
+        set(&mut objects, "Service", "kafka", "/spec/selux", json!({}));
+        let findings = validate(&objects, &platform);
         let shown: Vec<String> = findings.iter().map(ToString::to_string).collect();
         assert!(
             shown.contains(&"prod: kafka/StatefulSet/kafka: spec.replicas: a StatefulSet in production needs at least 2 replicas so it survives losing one pod; found 1".to_owned()),
@@ -182,5 +180,93 @@ mod tests {
         let mut sorted = findings.clone();
         sorted.sort();
         assert_eq!(findings, sorted);
+    }
+
+    #[test]
+    fn every_components_invariants_run() {
+        let (mut platform, objects) = built("prod");
+        platform.kafka.replicas = 4.into();
+        let fields: Vec<String> = triples(validate(&objects, &platform))
+            .into_iter()
+            .map(|(object, field, _)| format!("{object}: {field}"))
+            .collect();
+        assert_eq!(fields, ["environment: kafka.replicas"]);
+    }
+
+    #[test]
+    fn a_kind_is_valid_only_from_a_component_that_declares_it() {
+        let (platform, mut objects) = built("prod");
+        // A kind no component declares.
+        objects.push(Manifest {
+            component: "kafka".into(),
+            value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                          "metadata": {"name": "kafka", "namespace": "ehs-prod"}}),
+        });
+        // A kind another component declares: only the namespace component renders Namespaces.
+        objects.push(Manifest {
+            component: "kafka".into(),
+            value: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}),
+        });
+        let found: Vec<(String, String, String)> = triples(validate(&objects, &platform))
+            .into_iter()
+            .filter(|(_, field, _)| field == "kind")
+            .collect();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert_eq!(found[0].0, "kafka/Namespace/x");
+        assert_eq!(
+            found[0].2,
+            "component `kafka` renders apiVersion `v1` kind `Namespace` but does not declare \
+             it; add it to `kinds` in its hooks (compiler/src/components/kafka.rs)"
+        );
+        assert_eq!(found[1].0, "kafka/Role/kafka");
+        assert!(
+            found[1].2.starts_with(
+                "no component declares apiVersion `rbac.authorization.k8s.io/v1` kind `Role`"
+            ),
+            "{}",
+            found[1].2
+        );
+    }
+
+    #[test]
+    fn references_components_declare_must_resolve() {
+        let (mut platform, objects) = built("prod");
+        platform
+            .environment
+            .provided_externally
+            .retain(|object| object.kind != "Service");
+        assert_eq!(
+            triples(validate(&objects, &platform)),
+            [(
+                "bridge/StatefulSet/ehs-bridge".to_owned(),
+                "spec.template.spec.containers[0].env".to_owned(),
+                "Service `hivemq` does not exist in namespace `ehs-prod`: render it in this \
+                 environment or declare it as provided externally"
+                    .to_owned()
+            )]
+        );
+        // Kafka's client Service is rendered, so the bridge's reference to it resolves.
+        assert!(crate::components::bridge::Hooks::references(&platform)
+            .iter()
+            .any(|reference| reference.to
+                == (
+                    "Service",
+                    crate::components::kafka::CLIENT_SERVICE.to_owned()
+                )));
+        let without_kafka_service: Vec<Manifest> = objects
+            .into_iter()
+            .filter(|object| !(object.kind() == "Service" && object.name() == "kafka"))
+            .collect();
+        let fields: Vec<String> = triples(validate(&without_kafka_service, &platform))
+            .into_iter()
+            .filter(|(object, _, _)| object == "bridge/StatefulSet/ehs-bridge")
+            .map(|(_, _, reason)| reason)
+            .collect();
+        assert!(
+            fields
+                .iter()
+                .any(|reason| reason.starts_with("Service `kafka` does not exist")),
+            "{fields:#?}"
+        );
     }
 }

@@ -4,22 +4,22 @@
 use std::fmt;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct FieldPath(String);
+pub struct FieldPath(String);
 
 impl FieldPath {
-    pub(super) fn root() -> Self {
+    pub fn root() -> Self {
         Self::default()
     }
 
     /// Parses a dotted path made only of plain keys, e.g. `spec.template`.
-    pub(super) fn of(dotted: &str) -> Self {
+    pub fn of(dotted: &str) -> Self {
         dotted
             .split('.')
             .filter(|key| !key.is_empty())
             .fold(Self::root(), |path, key| path.key(key))
     }
 
-    pub(super) fn key(&self, key: &str) -> Self {
+    pub fn key(&self, key: &str) -> Self {
         let mut text = self.0.clone();
         if is_plain_key(key) {
             if !text.is_empty() {
@@ -33,7 +33,7 @@ impl FieldPath {
         Self(text)
     }
 
-    pub(super) fn index(&self, index: usize) -> Self {
+    pub fn index(&self, index: usize) -> Self {
         Self(format!("{}[{index}]", self.0))
     }
 }

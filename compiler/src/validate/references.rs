@@ -1,7 +1,9 @@
 //! Cross-object references within one environment: what an object names or selects must exist.
 //!
 //! An object "exists" when it is among the rendered objects (in the referrer's namespace, for
-//! namespaced kinds) or is declared in `PlatformFacts::provided_externally`.
+//! namespaced kinds) or is declared in the environment's `providedExternally`. Besides the
+//! references every Kubernetes object can hold, components declare the ones only they can see
+//! (`ComponentHooks::references`).
 
 use std::collections::BTreeSet;
 
@@ -12,12 +14,21 @@ use super::pods::{
     items, label_selector_is_empty, label_selector_matches, lookup, pod_templates, text,
     PodTemplate,
 };
-use super::{object_label, schema, PlatformFacts, Report};
+use super::{object_label, Reference, Report};
 use crate::manifest::Manifest;
+use crate::resolve::Platform;
 
-pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Report) {
-    let inventory = Inventory::new(objects, facts);
+pub(super) fn check(
+    objects: &[Manifest],
+    platform: &Platform,
+    declared: &[Reference],
+    report: &mut Report,
+) {
+    let inventory = Inventory::new(objects, platform);
     check_duplicates(objects, report);
+    for reference in declared {
+        check_declared(reference, &inventory, platform, report);
+    }
     for manifest in objects {
         match manifest.kind() {
             "Service" => check_service(manifest, &inventory, report),
@@ -56,11 +67,12 @@ struct Inventory<'a> {
 }
 
 impl<'a> Inventory<'a> {
-    fn new(objects: &'a [Manifest], facts: &'a PlatformFacts) -> Self {
-        let external = facts
+    fn new(objects: &'a [Manifest], platform: &'a Platform) -> Self {
+        let external = platform
+            .environment
             .provided_externally
             .iter()
-            .map(|object| (object.kind.as_str(), object.name.as_str()))
+            .map(|object| (object.kind.as_str(), object.name.as_ref()))
             .collect();
         Self {
             objects,
@@ -113,9 +125,40 @@ impl<'a> Inventory<'a> {
     }
 }
 
+/// A reference a component declared: reported on its referrer, or on the model when the
+/// referrer is not rendered.
+fn check_declared(
+    reference: &Reference,
+    inventory: &Inventory,
+    platform: &Platform,
+    report: &mut Report,
+) {
+    let namespace = platform.environment.namespace.as_ref();
+    let (kind, name) = (reference.to.0, reference.to.1.as_str());
+    if inventory.exists(kind, Some(namespace), name) {
+        return;
+    }
+    let reason = missing_reason(kind, name, Some(namespace));
+    match inventory.find(reference.from.0, Some(namespace), &reference.from.1) {
+        Some(referrer) => report.object(referrer, &reference.field, reason),
+        None => report.model(&reference.field, reason),
+    }
+}
+
+/// Cluster-scoped kinds the generic checks and `providedExternally` may name, so a message about
+/// a missing one does not send the reader looking in a namespace.
+const CLUSTER_SCOPED: [&str; 6] = [
+    "StorageClass",
+    "ClusterRole",
+    "PriorityClass",
+    "Namespace",
+    "PersistentVolume",
+    "IngressClass",
+];
+
 fn missing_reason(kind: &str, name: &str, namespace: Option<&str>) -> String {
     let place = namespace
-        .filter(|_| schema::kind_is_namespaced(kind) != Some(false))
+        .filter(|_| !CLUSTER_SCOPED.contains(&kind))
         .map(|namespace| format!(" in namespace `{namespace}`"))
         .unwrap_or_default();
     format!(
@@ -626,24 +669,36 @@ fn missing_key_reason(kind: &str, name: &str, key: &str, target: &Manifest) -> S
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::*;
-    use super::super::ExternalObject;
+    use super::super::testing::*;
     use super::*;
     use crate::manifest::Manifest;
 
-    fn findings(objects: &[Manifest], facts: &PlatformFacts) -> Vec<(String, String, String)> {
-        findings_of(check, objects, facts)
+    const NAMESPACE: &str = "ehs-prod";
+
+    fn prod() -> Platform {
+        built("prod").0
+    }
+
+    fn good_environment() -> Vec<Manifest> {
+        built("prod").1
+    }
+
+    fn findings(objects: &[Manifest], platform: &Platform) -> Vec<(String, String, String)> {
+        findings_of("prod", |report| check(objects, platform, &[], report))
     }
 
     fn one_finding(objects: &[Manifest]) -> (String, String, String) {
-        let mut found = findings(objects, &prod_facts());
+        let mut found = findings(objects, &prod());
         assert_eq!(found.len(), 1, "{found:#?}");
         found.remove(0)
     }
 
     #[test]
-    fn the_valid_environment_has_no_dangling_references() {
-        assert_eq!(findings(&good_environment(), &prod_facts()), Vec::new());
+    fn what_the_compiler_builds_has_no_dangling_references() {
+        for environment in ["dev", "prod"] {
+            let (platform, objects) = built(environment);
+            assert_eq!(findings(&objects, &platform), Vec::new());
+        }
     }
 
     #[test]
@@ -659,7 +714,7 @@ mod tests {
             (object.as_str(), field.as_str()),
             ("kafka/Service/kafka", "spec.selector")
         );
-        assert!(reason.starts_with("selector {app.kubernetes.io/instance=kafka-prod, app.kubernetes.io/name=kafak} matches the pod labels of no workload"), "{reason}");
+        assert!(reason.starts_with("selector {app.kubernetes.io/instance=ehs-prod, app.kubernetes.io/name=kafak} matches the pod labels of no workload"), "{reason}");
         assert!(reason.contains("kafka/StatefulSet/kafka has {"), "{reason}");
     }
 
@@ -676,10 +731,10 @@ mod tests {
             (object.as_str(), field.as_str()),
             ("kafka/Service/kafka", "spec.ports[0].targetPort")
         );
-        assert_eq!(reason, "no selected pod declares a container port named `clinet` (kafka/StatefulSet/kafka declares client, controller)");
+        assert_eq!(reason, "no selected pod declares a container port named `clinet` (kafka/StatefulSet/kafka declares tcp-client, tcp-controller)");
         // Numeric target ports need no declaration.
         let objects = changed("Service", "kafka", "/spec/ports/0/targetPort", json!(9092));
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        assert_eq!(findings(&objects, &prod()), Vec::new());
     }
 
     #[test]
@@ -688,7 +743,7 @@ mod tests {
         let mut job = json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": "kafka-topics", "namespace": NAMESPACE},
-            "spec": {"template": {"metadata": {"labels": kafka_statefulset()["spec"]["template"]["metadata"]["labels"].clone()},
+            "spec": {"template": {"metadata": {"labels": built("prod").1.iter().find(|o| o.kind() == "StatefulSet" && o.name() == "kafka").unwrap().value["spec"]["template"]["metadata"]["labels"].clone()},
                                   "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "topics"}]}}},
         });
         job["spec"]["template"]["spec"]["containers"][0]["image"] = json!("apache/kafka:4.1.0");
@@ -696,7 +751,7 @@ mod tests {
             component: "kafka".into(),
             value: job,
         });
-        let found = findings(&objects, &prod_facts());
+        let found = findings(&objects, &prod());
         let places: Vec<(&str, &str)> = found
             .iter()
             .map(|(object, field, _)| (object.as_str(), field.as_str()))
@@ -705,13 +760,13 @@ mod tests {
             places,
             [
                 ("kafka/Service/kafka", "spec.ports[0].targetPort"),
-                ("kafka/Service/kafka-headless", "spec.ports[0].targetPort"),
-                ("kafka/Service/kafka-headless", "spec.ports[1].targetPort"),
+                ("kafka/Service/kafka-quorum", "spec.ports[0].targetPort"),
+                ("kafka/Service/kafka-quorum", "spec.ports[1].targetPort"),
             ]
         );
         assert_eq!(
             found[0].2,
-            "the selector also matches the pods of kafka/Job/kafka-topics, which declare no port `client`; \
+            "the selector also matches the pods of kafka/Job/kafka-topics, which declare no port `tcp-client`; \
              narrow the selector (e.g. with app.kubernetes.io/component) to the pods that serve it"
         );
     }
@@ -805,7 +860,7 @@ mod tests {
         };
         let mut objects = good_environment();
         objects.push(policy(json!({})));
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        assert_eq!(findings(&objects, &prod()), Vec::new());
         let mut objects = good_environment();
         objects.push(policy(
             json!({"matchLabels": {"app.kubernetes.io/name": "nothing"}}),
@@ -828,35 +883,54 @@ mod tests {
         let objects = changed(
             "StatefulSet",
             "ehs-bridge",
-            "/spec/template/spec/containers/0/envFrom/0/secretRef/name",
+            "/spec/template/spec/volumes/0/secret/secretName",
             json!("mqtt-creds"),
         );
         assert_eq!(
             one_finding(&objects).1,
-            "spec.template.spec.containers[0].envFrom[0].secretRef.name"
+            "spec.template.spec.volumes[0].secret.secretName"
         );
 
-        let objects = changed(
+        let env_from = |source: Value| {
+            changed(
+                "StatefulSet",
+                "kafka",
+                "/spec/template/spec/containers/0/env/3",
+                json!({"name": "EXTRA", "valueFrom": source}),
+            )
+        };
+        let objects = env_from(json!({"secretKeyRef": {"name": "nope", "key": "k"}}));
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].env[3].valueFrom.secretKeyRef.name"
+        );
+        let objects = env_from(
+            json!({"configMapKeyRef": {"name": "not-here", "key": "x", "optional": true}}),
+        );
+        assert_eq!(findings(&objects, &prod()), Vec::new());
+        let objects = env_from(
+            json!({"configMapKeyRef": {"name": "not-here", "key": "x", "optional": false}}),
+        );
+        assert_eq!(
+            one_finding(&objects).1,
+            "spec.template.spec.containers[0].env[3].valueFrom.configMapKeyRef.name"
+        );
+        let mut objects = changed(
             "StatefulSet",
             "kafka",
-            "/spec/template/spec/containers/0/env/1/valueFrom/secretKeyRef/name",
-            json!("nope"),
+            "/spec/template/spec/containers/0/envFrom",
+            json!([{"secretRef": {"name": "nope"}}]),
         );
-        assert_eq!(
-            one_finding(&objects).1,
-            "spec.template.spec.containers[0].env[1].valueFrom.secretKeyRef.name"
-        );
-
-        // The fixture's bridge already references a missing ConfigMap with optional: true.
-        let objects = changed(
+        set(
+            &mut objects,
             "StatefulSet",
-            "ehs-bridge",
-            "/spec/template/spec/containers/0/env/1/valueFrom/configMapKeyRef/optional",
-            json!(false),
+            "kafka",
+            "/spec/template/spec/containers/0/envFrom/1",
+            json!({"configMapRef": {"name": "kafka-config"}}),
         );
         assert_eq!(
             one_finding(&objects).1,
-            "spec.template.spec.containers[0].env[1].valueFrom.configMapKeyRef.name"
+            "spec.template.spec.containers[0].envFrom[0].secretRef.name"
         );
     }
 
@@ -875,7 +949,7 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "ConfigMap `kafka-config` has no key `server.propertie` (keys: server.properties)"
+            "ConfigMap `kafka-config` has no key `server.propertie` (keys: server.properties, start.sh)"
         );
 
         let objects = changed(
@@ -907,17 +981,14 @@ mod tests {
             component: "storage".into(),
             value: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast-ssd"}, "provisioner": "x"}),
         });
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        assert_eq!(findings(&objects, &prod()), Vec::new());
 
-        let mut facts = prod_facts();
-        facts.provided_externally.retain(|object| {
-            object
-                != &ExternalObject {
-                    kind: "StorageClass".into(),
-                    name: "local-path".into(),
-                }
-        });
-        assert_eq!(findings(&good_environment(), &facts).len(), 1);
+        let mut platform = prod();
+        platform
+            .environment
+            .provided_externally
+            .retain(|object| object.kind != "StorageClass");
+        assert_eq!(findings(&good_environment(), &platform).len(), 1);
     }
 
     #[test]
@@ -932,15 +1003,22 @@ mod tests {
             &mut objects,
             "StatefulSet",
             "ehs-bridge",
-            "/spec/template/spec/volumes",
-            json!([{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}, {"name": "other", "persistentVolumeClaim": {"claimName": "missing"}}]),
+            "/spec/template/spec/volumes/1",
+            json!({"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}),
         );
-        let found = findings(&objects, &prod_facts());
+        set(
+            &mut objects,
+            "StatefulSet",
+            "ehs-bridge",
+            "/spec/template/spec/volumes/2",
+            json!({"name": "other", "persistentVolumeClaim": {"claimName": "missing"}}),
+        );
+        let found = findings(&objects, &prod());
         let fields: Vec<&str> = found.iter().map(|(_, field, _)| field.as_str()).collect();
         assert_eq!(
             fields,
             [
-                "spec.template.spec.volumes[1].persistentVolumeClaim.claimName",
+                "spec.template.spec.volumes[2].persistentVolumeClaim.claimName",
                 "spec.storageClassName"
             ]
         );
@@ -961,7 +1039,7 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "mounts volume `dta`, which the pod does not define (defined: config, data, tmp)"
+            "mounts volume `dta`, which the pod does not define (defined: data, kafka-config, tmp)"
         );
     }
 
@@ -983,7 +1061,7 @@ mod tests {
             "/spec/template/spec/serviceAccountName",
             json!("default"),
         );
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        assert_eq!(findings(&objects, &prod()), Vec::new());
     }
 
     #[test]
@@ -996,7 +1074,12 @@ mod tests {
         };
         let mut objects = good_environment();
         objects.push(binding);
-        let fields: Vec<String> = findings(&objects, &prod_facts())
+        objects.push(Manifest {
+            component: "bridge".into(),
+            value: json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                          "metadata": {"name": "ehs-bridge", "namespace": NAMESPACE}}),
+        });
+        let fields: Vec<String> = findings(&objects, &prod())
             .into_iter()
             .map(|(_, field, _)| field)
             .collect();
@@ -1012,7 +1095,7 @@ mod tests {
         };
         let mut objects = good_environment();
         objects.push(autoscaler("ehs-bridge"));
-        assert_eq!(findings(&objects, &prod_facts()), Vec::new());
+        assert_eq!(findings(&objects, &prod()), Vec::new());
         let mut objects = good_environment();
         objects.push(autoscaler("ehs-brigde"));
         assert_eq!(one_finding(&objects).1, "spec.scaleTargetRef");
@@ -1023,7 +1106,11 @@ mod tests {
         let mut objects = good_environment();
         objects.push(Manifest {
             component: "other".into(),
-            value: kafka_config_map(),
+            value: good_environment()
+                .into_iter()
+                .find(|object| object.name() == "kafka-config")
+                .unwrap()
+                .value,
         });
         let (object, field, reason) = one_finding(&objects);
         assert_eq!(

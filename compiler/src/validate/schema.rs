@@ -15,69 +15,63 @@ use std::sync::OnceLock;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::paths::LocationSegment;
 use jsonschema::Validator;
-use k8s_openapi::api::{
-    apps, autoscaling, batch, core, networking, policy, rbac, scheduling, storage,
-};
 use k8s_openapi::{NamespaceResourceScope, Resource};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
 use super::path::FieldPath;
 use super::Report;
+use crate::components::Component;
 use crate::manifest::Manifest;
 
-/// The kinds we can check. Registering a kind is one line: any type that implements
-/// `k8s_openapi::Resource` and `schemars::JsonSchema` (k8s-openapi types, and our typed custom
-/// resources once they implement both) — see [`KindSchema::of`]. A kind missing here fails
-/// validation rather than passing unchecked.
-fn registered_kinds() -> Vec<KindSchema> {
-    vec![
-        KindSchema::of::<core::v1::Namespace>(),
-        KindSchema::of::<core::v1::ConfigMap>(),
-        KindSchema::of::<core::v1::Secret>(),
-        KindSchema::of::<core::v1::Service>(),
-        KindSchema::of::<core::v1::ServiceAccount>(),
-        KindSchema::of::<core::v1::PersistentVolumeClaim>(),
-        KindSchema::of::<core::v1::Pod>(),
-        KindSchema::of::<core::v1::LimitRange>(),
-        KindSchema::of::<core::v1::ResourceQuota>(),
-        KindSchema::of::<apps::v1::StatefulSet>(),
-        KindSchema::of::<apps::v1::Deployment>(),
-        KindSchema::of::<apps::v1::DaemonSet>(),
-        KindSchema::of::<batch::v1::Job>(),
-        KindSchema::of::<batch::v1::CronJob>(),
-        KindSchema::of::<policy::v1::PodDisruptionBudget>(),
-        KindSchema::of::<autoscaling::v2::HorizontalPodAutoscaler>(),
-        KindSchema::of::<networking::v1::NetworkPolicy>(),
-        KindSchema::of::<networking::v1::Ingress>(),
-        KindSchema::of::<rbac::v1::Role>(),
-        KindSchema::of::<rbac::v1::RoleBinding>(),
-        KindSchema::of::<rbac::v1::ClusterRole>(),
-        KindSchema::of::<rbac::v1::ClusterRoleBinding>(),
-        KindSchema::of::<storage::v1::StorageClass>(),
-        KindSchema::of::<scheduling::v1::PriorityClass>(),
-    ]
-}
-
-/// How to check one kind: its identity, scope and schema.
-pub(super) struct KindSchema {
-    api_version: &'static str,
-    kind: &'static str,
+/// How to check one kind: its identity (API group, version, kind), scope and schema. Components
+/// declare theirs in `ComponentHooks::kinds`.
+pub struct KindSchema {
+    id: KindId,
     namespaced: bool,
     generate: fn() -> schemars::Schema,
 }
 
 impl KindSchema {
-    /// The schema of `T`, identified by its `apiVersion` and `kind`.
-    pub(super) fn of<T: Resource + JsonSchema + 'static>() -> Self {
+    /// The schema of `T`: any type implementing `k8s_openapi::Resource` and
+    /// `schemars::JsonSchema` (k8s-openapi types, and typed custom resources implementing both).
+    pub fn of<T: Resource + JsonSchema + 'static>() -> Self {
         Self {
-            api_version: T::API_VERSION,
-            kind: T::KIND,
+            id: KindId {
+                group: T::GROUP,
+                kind: T::KIND,
+                version: T::VERSION,
+            },
             namespaced: std::any::TypeId::of::<T::Scope>()
                 == std::any::TypeId::of::<NamespaceResourceScope>(),
             generate: || schemars::SchemaGenerator::default().into_root_schema_for::<T>(),
         }
     }
+}
+
+/// A kind's identity. Kind names are unique only within an API group (Gateway API's `Gateway`
+/// and Istio's `Gateway` are different kinds), so the group is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct KindId {
+    /// `""` for the core group (`apiVersion: v1`).
+    group: &'static str,
+    kind: &'static str,
+    version: &'static str,
+}
+
+impl KindId {
+    fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// `(group, version)` of an `apiVersion`: `apps/v1` → `("apps", "v1")`, `v1` → `("", "v1")`.
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
 }
 
 /// A kind's schema, tightened, and its validator, built on first use.
@@ -88,6 +82,8 @@ struct CompiledKind {
 
 struct RegisteredKind {
     definition: KindSchema,
+    /// The components that declare it; only their objects may have it.
+    components: Vec<&'static str>,
     compiled: OnceLock<CompiledKind>,
 }
 
@@ -102,54 +98,74 @@ impl RegisteredKind {
     }
 }
 
-type Registry = BTreeMap<(&'static str, &'static str), RegisteredKind>;
+/// The kinds objects may have, keyed by group, kind and version, with who declares them.
+/// Validators are compiled on first use of a kind and cached.
+pub(super) struct Registry {
+    kinds: BTreeMap<KindId, RegisteredKind>,
+}
 
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        registered_kinds()
-            .into_iter()
-            .map(|definition| {
-                (
-                    (definition.api_version, definition.kind),
-                    RegisteredKind {
+impl Registry {
+    pub(super) fn new(components: &[Component]) -> Self {
+        let mut kinds: BTreeMap<KindId, RegisteredKind> = BTreeMap::new();
+        for component in components {
+            for definition in (component.kinds)() {
+                kinds
+                    .entry(definition.id)
+                    .or_insert_with(|| RegisteredKind {
                         definition,
+                        components: Vec::new(),
                         compiled: OnceLock::new(),
-                    },
-                )
-            })
-            .collect()
-    })
-}
+                    })
+                    .components
+                    .push(component.name);
+            }
+        }
+        Self { kinds }
+    }
 
-/// Whether objects of this kind live in a namespace; `None` for kinds we do not know.
-pub(super) fn is_namespaced(api_version: &str, kind: &str) -> Option<bool> {
-    registry()
-        .get(&(api_version, kind))
-        .map(|registered| registered.definition.namespaced)
-}
+    fn get(&self, api_version: &str, kind: &str) -> Option<&RegisteredKind> {
+        let (group, version) = split_api_version(api_version);
+        self.kinds
+            .iter()
+            .find(|(id, _)| id.group == group && id.kind == kind && id.version == version)
+            .map(|(_, registered)| registered)
+    }
 
-/// Like [`is_namespaced`], for references that name only a kind (`roleRef`, `scaleTargetRef`,
-/// external objects). No two registered kinds share a name across scopes.
-pub(super) fn kind_is_namespaced(kind: &str) -> Option<bool> {
-    registry()
-        .iter()
-        .find(|((_, known), _)| *known == kind)
-        .map(|(_, registered)| registered.definition.namespaced)
-}
-
-pub(super) fn check(objects: &[Manifest], report: &mut Report) {
-    for manifest in objects {
-        check_object(manifest, report);
+    /// Whether objects of this kind live in a namespace; `None` for kinds no component declares.
+    pub(super) fn is_namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
+        self.get(api_version, kind)
+            .map(|registered| registered.definition.namespaced)
     }
 }
 
-fn check_object(manifest: &Manifest, report: &mut Report) {
+/// The registry of every registered component's kinds.
+pub(super) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::new(crate::components::ALL))
+}
+
+pub(super) fn check(objects: &[Manifest], registry: &Registry, report: &mut Report) {
+    for manifest in objects {
+        check_object(manifest, registry, report);
+    }
+}
+
+fn check_object(manifest: &Manifest, registry: &Registry, report: &mut Report) {
     let (api_version, kind) = (manifest.api_version(), manifest.kind());
-    let Some(registered) = registry().get(&(api_version, kind)) else {
-        report.object(manifest, "kind", unknown_kind_reason(api_version, kind));
+    let Some(registered) = registry.get(api_version, kind) else {
+        let reason = unknown_kind_reason(registry, &manifest.component, api_version, kind);
+        report.object(manifest, "kind", reason);
         return;
     };
+    if !registered.components.contains(&manifest.component.as_str()) {
+        let reason = format!(
+            "component `{}` renders apiVersion `{api_version}` kind `{kind}` but does not \
+             declare it; add it to `kinds` in its hooks (compiler/src/components/{}.rs)",
+            manifest.component, manifest.component
+        );
+        report.object(manifest, "kind", reason);
+        return;
+    }
     let compiled = registered.compiled();
     let validator = match &compiled.validator {
         Ok(validator) => validator,
@@ -199,20 +215,39 @@ fn check_object(manifest: &Manifest, report: &mut Report) {
     }
 }
 
-fn unknown_kind_reason(api_version: &str, kind: &str) -> String {
-    let same_kind: Vec<&str> = registry()
-        .keys()
-        .filter(|(_, known)| *known == kind)
-        .map(|(known_version, _)| *known_version)
-        .collect();
-    if let Some(api_version_hint) = same_kind.first() {
-        return format!("`{kind}` is not served as apiVersion `{api_version}`; use apiVersion `{api_version_hint}`");
+fn unknown_kind_reason(
+    registry: &Registry,
+    component: &str,
+    api_version: &str,
+    kind: &str,
+) -> String {
+    let (group, _) = split_api_version(api_version);
+    let same_kind = |same_group: bool| -> Vec<String> {
+        registry
+            .kinds
+            .keys()
+            .filter(|id| id.kind == kind && (id.group == group) == same_group)
+            .map(KindId::api_version)
+            .collect()
+    };
+    if let Some(served) = same_kind(true).first() {
+        return format!(
+            "`{kind}` is not served as apiVersion `{api_version}`; use apiVersion `{served}`"
+        );
     }
-    let known: Vec<&str> = registry().keys().map(|(_, known)| *known).collect();
+    let elsewhere = same_kind(false);
+    let other_groups = if elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (a different `{kind}` is declared as {})",
+            elsewhere.join(", ")
+        )
+    };
     format!(
-        "no schema is registered for apiVersion `{api_version}` kind `{kind}`, so it cannot be checked; \
-         known kinds: {}; register its type in compiler/src/validate/schema.rs",
-        known.join(", ")
+        "no component declares apiVersion `{api_version}` kind `{kind}`{other_groups}, so it \
+         cannot be checked; declare it in `kinds` of the hooks in \
+         compiler/src/components/{component}.rs"
     )
 }
 
@@ -323,9 +358,6 @@ fn known_fields(root: &Value, segments: &[Segment]) -> Vec<String> {
 /// Annotation we add to loosely typed definitions, quoted in findings about them.
 const EXPECTED_KEY: &str = "x-ehs-expected";
 
-/// Kubernetes' own pattern for quantities (`k8s.io/apimachinery/pkg/api/resource`).
-const QUANTITY_PATTERN: &str = r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
-
 /// Makes a generated schema as strict as the API server.
 fn tighten(root: &mut Value) {
     if let Some(definitions) = root.get_mut("$defs").and_then(Value::as_object_mut) {
@@ -333,7 +365,7 @@ fn tighten(root: &mut Value) {
             if name.ends_with(".Quantity") {
                 *definition = json!({
                     EXPECTED_KEY: "a Kubernetes quantity such as `500m`, `2`, `512Mi` or `10Gi`",
-                    "anyOf": [{"type": "number"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+                    "anyOf": [{"type": "number"}, {"type": "string", "pattern": crate::quantity::PATTERN}],
                 });
             }
         }
@@ -417,9 +449,23 @@ fn visit_schemas(schema: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Valu
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::*;
+    use super::super::testing::*;
     use super::*;
 
+    /// An object the compiler builds for production.
+    fn prod_object(kind: &str, name: &str) -> Value {
+        let (_, objects) = built("prod");
+        let found = objects
+            .into_iter()
+            .find(|object| object.kind() == kind && object.name() == name);
+        found.unwrap().value
+    }
+
+    fn kafka_statefulset() -> Value {
+        prod_object("StatefulSet", "kafka")
+    }
+
+    /// The schema findings for `value` rendered by the kafka component.
     fn findings_for(value: Value) -> Vec<(String, String)> {
         let mut report = Report::new("test");
         check(
@@ -427,6 +473,7 @@ mod tests {
                 component: "kafka".into(),
                 value,
             }],
+            registry(),
             &mut report,
         );
         report
@@ -438,22 +485,20 @@ mod tests {
 
     #[test]
     fn every_registered_kind_compiles_to_a_validator() {
-        for ((api_version, kind), registered) in registry() {
+        for (id, registered) in &registry().kinds {
             if let Err(error) = &registered.compiled().validator {
-                panic!("{api_version}/{kind}: {error}");
+                panic!("{id:?}: {error}");
             }
         }
     }
 
     #[test]
-    fn every_object_of_a_valid_environment_passes() {
-        for manifest in good_environment() {
-            assert_eq!(
-                findings_for(manifest.value.clone()),
-                Vec::new(),
-                "{}",
-                manifest.value
-            );
+    fn every_object_the_compiler_builds_passes() {
+        for environment in ["dev", "prod"] {
+            let (_, objects) = built(environment);
+            let mut report = Report::new(environment);
+            check(&objects, registry(), &mut report);
+            assert_eq!(report.into_sorted(), Vec::new());
         }
     }
 
@@ -512,11 +557,11 @@ mod tests {
     #[test]
     fn int_or_string_accepts_both_and_nothing_else() {
         for target_port in [json!(9092), json!("client")] {
-            let mut service = kafka_client_service();
+            let mut service = prod_object("Service", "kafka");
             service["spec"]["ports"][0]["targetPort"] = target_port;
             assert_eq!(findings_for(service), Vec::new());
         }
-        let mut service = kafka_client_service();
+        let mut service = prod_object("Service", "kafka");
         service["spec"]["ports"][0]["targetPort"] = json!({"name": "client"});
         let findings = findings_for(service);
         assert_eq!(findings.len(), 1, "{findings:?}");
@@ -554,7 +599,7 @@ mod tests {
 
     #[test]
     fn a_missing_name_fails() {
-        let mut config_map = kafka_config_map();
+        let mut config_map = prod_object("ConfigMap", "kafka-config");
         config_map["metadata"]
             .as_object_mut()
             .map(|metadata| metadata.remove("name"));
@@ -575,11 +620,11 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].0, "kind");
         assert!(findings[0].1.starts_with(
-            "no schema is registered for apiVersion `hivemq.com/v1` kind `HiveMQPlatform`"
+            "no component declares apiVersion `hivemq.com/v1` kind `HiveMQPlatform`, so it"
         ));
         assert!(findings[0]
             .1
-            .ends_with("register its type in compiler/src/validate/schema.rs"));
+            .ends_with("declare it in `kinds` of the hooks in compiler/src/components/kafka.rs"));
     }
 
     #[test]
@@ -592,138 +637,120 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_typed_custom_resource_registers_with_one_line() {
+    /// Two custom resources both named `Gateway`, as Gateway API and Istio define them.
+    mod gateways {
+        use super::*;
+
         #[derive(serde::Serialize, schemars::JsonSchema)]
         #[serde(rename_all = "camelCase")]
-        struct Widget {
+        pub struct GatewayApi {
             api_version: String,
             kind: String,
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-            size: u32,
+            gateway_class_name: String,
         }
-        impl Resource for Widget {
-            const API_VERSION: &'static str = "example.com/v1";
-            const GROUP: &'static str = "example.com";
-            const KIND: &'static str = "Widget";
+
+        impl Resource for GatewayApi {
+            const API_VERSION: &'static str = "gateway.networking.k8s.io/v1";
+            const GROUP: &'static str = "gateway.networking.k8s.io";
+            const KIND: &'static str = "Gateway";
             const VERSION: &'static str = "v1";
-            const URL_PATH_SEGMENT: &'static str = "widgets";
+            const URL_PATH_SEGMENT: &'static str = "gateways";
             type Scope = NamespaceResourceScope;
         }
-        let registered = RegisteredKind {
-            definition: KindSchema::of::<Widget>(),
-            compiled: OnceLock::new(),
+
+        #[derive(serde::Serialize, schemars::JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct IstioGateway {
+            api_version: String,
+            kind: String,
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            selector: BTreeMap<String, String>,
+        }
+
+        impl Resource for IstioGateway {
+            const API_VERSION: &'static str = "networking.istio.io/v1";
+            const GROUP: &'static str = "networking.istio.io";
+            const KIND: &'static str = "Gateway";
+            const VERSION: &'static str = "v1";
+            const URL_PATH_SEGMENT: &'static str = "gateways";
+            type Scope = k8s_openapi::ClusterResourceScope;
+        }
+    }
+
+    #[test]
+    fn kinds_of_the_same_name_in_different_groups_are_told_apart() {
+        let component = |name, kinds| Component {
+            name,
+            build: |_, _| Ok(Vec::new()),
+            kinds,
+            invariants: |_, _, _| {},
+            references: |_| Vec::new(),
         };
-        assert!(registered.definition.namespaced);
-        let Ok(validator) = &registered.compiled().validator else {
-            panic!("Widget schema does not compile")
+        let components = [
+            component("gateway", || vec![KindSchema::of::<gateways::GatewayApi>()]),
+            component("istio", || vec![KindSchema::of::<gateways::IstioGateway>()]),
+        ];
+        let registry = Registry::new(&components);
+        let gateway_api = |component: &str, field: &str| Manifest {
+            component: component.into(),
+            value: json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                          "metadata": {"name": "g", "namespace": "ehs-prod"}, field: "x"}),
         };
-        let good = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "size": 3});
-        assert!(validator.is_valid(&good));
-        let misspelled = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "sise": 3});
-        assert!(!validator.is_valid(&misspelled));
+        let istio = |component: &str, field: &str| Manifest {
+            component: component.into(),
+            value: json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                          "metadata": {"name": "g"}, field: {"istio": "ingress"}}),
+        };
+        let findings = |object: Manifest| {
+            let mut report = Report::new("test");
+            check(&[object], &registry, &mut report);
+            triples(report.into_sorted())
+                .into_iter()
+                .map(|(_, field, reason)| (field, reason))
+                .collect::<Vec<_>>()
+        };
+        // Each is checked against its own group's schema.
+        assert_eq!(findings(gateway_api("gateway", "gatewayClassName")), []);
+        assert_eq!(
+            findings(gateway_api("gateway", "selector"))[0].0,
+            "selector"
+        );
+        assert_eq!(
+            findings(istio("istio", "gatewayClassName"))[0].0,
+            "gatewayClassName"
+        );
+        // Each belongs to the component that declares it.
+        assert_eq!(findings(istio("gateway", "selector"))[0].0, "kind");
+        // And has its own scope.
+        assert_eq!(
+            registry.is_namespaced("gateway.networking.k8s.io/v1", "Gateway"),
+            Some(true)
+        );
+        assert_eq!(
+            registry.is_namespaced("networking.istio.io/v1", "Gateway"),
+            Some(false)
+        );
+        // An unknown group names the other groups' `Gateway`s.
+        let (_, reason) = findings(Manifest {
+            component: "gateway".into(),
+            value: json!({"apiVersion": "example.com/v1", "kind": "Gateway", "metadata": {"name": "g"}}),
+        })
+        .remove(0);
+        assert!(
+            reason.contains(
+                "(a different `Gateway` is declared as gateway.networking.k8s.io/v1, networking.istio.io/v1)"
+            ),
+            "{reason}"
+        );
     }
 
     #[test]
     fn cluster_scoped_kinds_are_known_as_such() {
-        assert_eq!(
-            is_namespaced("storage.k8s.io/v1", "StorageClass"),
-            Some(false)
-        );
-        assert_eq!(is_namespaced("v1", "Namespace"), Some(false));
-        assert_eq!(is_namespaced("apps/v1", "StatefulSet"), Some(true));
-        assert_eq!(is_namespaced("example.com/v1", "Widget"), None);
-        assert_eq!(kind_is_namespaced("StorageClass"), Some(false));
-        assert_eq!(kind_is_namespaced("Secret"), Some(true));
-    }
-
-    /// What the compiler really emits: typed k8s-openapi objects, serialised.
-    #[test]
-    fn typed_k8s_openapi_objects_pass_after_serialisation() {
-        use k8s_openapi::api::core::v1::{
-            Container, PodSpec, PodTemplateSpec, ResourceRequirements, ServicePort, ServiceSpec,
-        };
-        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
-        let labels: BTreeMap<String, String> =
-            [("app.kubernetes.io/name".to_owned(), "kafka".to_owned())].into();
-        let metadata = ObjectMeta {
-            name: Some("kafka".into()),
-            namespace: Some(NAMESPACE.into()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        };
-        let quantities = |cpu: &str, memory: &str| {
-            Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity(cpu.into())),
-                ("memory".to_owned(), Quantity(memory.into())),
-            ]))
-        };
-        let statefulset = apps::v1::StatefulSet {
-            metadata: metadata.clone(),
-            spec: Some(apps::v1::StatefulSetSpec {
-                replicas: Some(3),
-                service_name: Some("kafka-headless".into()),
-                selector: LabelSelector {
-                    match_labels: Some(labels.clone()),
-                    ..Default::default()
-                },
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels.clone()),
-                        ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        containers: vec![Container {
-                            name: "kafka".into(),
-                            image: Some("apache/kafka:4.1.0".into()),
-                            resources: Some(ResourceRequirements {
-                                requests: quantities("500m", "1Gi"),
-                                limits: quantities("2", "1Gi"),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }),
-                },
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let service = core::v1::Service {
-            metadata,
-            spec: Some(ServiceSpec {
-                selector: Some(labels),
-                ports: Some(vec![
-                    ServicePort {
-                        name: Some("client".into()),
-                        port: 9092,
-                        target_port: Some(IntOrString::String("client".into())),
-                        ..Default::default()
-                    },
-                    ServicePort {
-                        name: Some("metrics".into()),
-                        port: 9100,
-                        target_port: Some(IntOrString::Int(9100)),
-                        ..Default::default()
-                    },
-                ]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        for value in [
-            serde_json::to_value(&statefulset),
-            serde_json::to_value(&service),
-        ] {
-            let Ok(value) = value else {
-                panic!("serialisation failed: {value:?}")
-            };
-            assert_eq!(findings_for(value.clone()), Vec::new(), "{value}");
-        }
+        let registry = registry();
+        assert_eq!(registry.is_namespaced("v1", "Namespace"), Some(false));
+        assert_eq!(registry.is_namespaced("apps/v1", "StatefulSet"), Some(true));
+        assert_eq!(registry.is_namespaced("example.com/v1", "Widget"), None);
     }
 
     #[test]
