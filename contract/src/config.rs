@@ -340,7 +340,10 @@ impl BridgeConfig {
         }
         if pattern.is_some() && filters_valid {
             let pattern_filter = filter_for_pattern(&self.topic_pattern);
-            for filter in filters.iter().filter(|f| !filters_overlap(f, &pattern_filter)) {
+            for filter in filters
+                .iter()
+                .filter(|f| !filters_overlap(f, &pattern_filter))
+            {
                 problems.push(Problem::new(
                     env::MQTT_FILTERS,
                     format!(
@@ -437,7 +440,10 @@ mod tests {
     fn only_problem(config: BridgeConfig, key: &str, text: &str) {
         let problems = problems(config);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with(&format!("`{key}` ")), "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!("`{key}` ")),
+            "{problems:?}"
+        );
         assert!(problems[0].contains(text), "{problems:?}");
     }
 
