@@ -419,24 +419,33 @@ fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
         })
 }
 
+/// The flags without a default, for tests.
+#[cfg(test)]
+pub(crate) const REQUIRED_ARGS: [&str; 11] = [
+    "ehs-bridge",
+    "--mqtt-url",
+    "mqtt://127.0.0.1:1883",
+    "--mqtt-client-id",
+    "ehs-bridge-0",
+    "--kafka-bootstrap-servers",
+    "127.0.0.1:9092",
+    "--kafka-topic",
+    "ehs.readings",
+    "--kafka-dead-letter-topic",
+    "ehs.readings.dlq",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> Result<Config, String> {
-        let mut base = vec![
-            ("--mqtt-url", "mqtt://127.0.0.1:1883"),
-            ("--mqtt-client-id", "ehs-bridge-0"),
-            ("--mqtt-filters", "ehs/+/+/telemetry"),
-            ("--kafka-bootstrap-servers", "127.0.0.1:9092"),
-            ("--kafka-topic", "ehs.readings"),
-            ("--kafka-dead-letter-topic", "ehs.readings.dlq"),
-        ];
-        // Flags given by the test replace the base ones (clap rejects a repeated flag).
-        base.retain(|(flag, _)| !extra.contains(flag));
-        let mut argv = vec!["ehs-bridge"];
-        for (flag, value) in base {
-            argv.extend([flag, value]);
+        let mut argv = vec![REQUIRED_ARGS[0]];
+        // Flags given by the test replace the required ones (clap rejects a repeated flag).
+        for pair in REQUIRED_ARGS[1..].chunks(2) {
+            if !extra.contains(&pair[0]) {
+                argv.extend_from_slice(pair);
+            }
         }
         argv.extend_from_slice(extra);
         let parsed = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
@@ -461,23 +470,9 @@ mod tests {
         assert_eq!(config.routes.len(), 1);
     }
 
-    const REQUIRED: [&str; 11] = [
-        "ehs-bridge",
-        "--mqtt-url",
-        "mqtt://127.0.0.1:1883",
-        "--mqtt-client-id",
-        "ehs-bridge-0",
-        "--kafka-bootstrap-servers",
-        "127.0.0.1:9092",
-        "--kafka-topic",
-        "ehs.readings",
-        "--kafka-dead-letter-topic",
-        "ehs.readings.dlq",
-    ];
-
     #[test]
     fn cli_defaults_are_the_contracts() {
-        let parsed = Args::try_parse_from(REQUIRED).expect("required flags only");
+        let parsed = Args::try_parse_from(REQUIRED_ARGS).expect("required flags only");
         assert_eq!(
             parsed.bridge_config().expect("defaults parse"),
             BridgeConfig::default()
@@ -487,7 +482,7 @@ mod tests {
     #[test]
     fn filters_default_to_the_topic_pattern() {
         let config = Args::try_parse_from(
-            REQUIRED
+            REQUIRED_ARGS
                 .into_iter()
                 .chain(["--topic-pattern", "site/{home}/{device}/{metric}"]),
         )
