@@ -7,19 +7,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use ehs_contract::config::LogFormat;
+use ehs_contract::config::{is_plain_name, BridgeConfig, Problem};
 use ehs_contract::env;
-use ehs_contract::{OutputEncoding, PayloadRoute};
+use ehs_contract::{format_payload_routes, OutputEncoding, PayloadRoute};
 
 use crate::topic::{TopicError, TopicFilter, TopicPattern};
 
-/// Largest MQTT receive maximum the protocol allows.
-const RECEIVE_MAXIMUM_LIMIT: u32 = 65_535;
-/// Kafka's default `message.max.bytes`; a dead-lettered payload must still fit in one record.
-const KAFKA_DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
-/// Read coalescing blocks the runtime thread (probes, metrics and acknowledgements wait too)
-/// and adds latency; beyond this it costs more than any batching gain is worth.
-const READ_COALESCE_LIMIT_MS: u64 = 10;
 /// Room for topic, properties and headers around a payload.
 const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -29,40 +24,20 @@ pub enum ConfigError {
     MqttUrl { reason: String },
     #[error("--mqtt-client-id / {var}: must not be empty and must not contain `/`, `+` or `#`", var = env::MQTT_CLIENT_ID)]
     ClientId,
-    #[error("--mqtt-share-group / {var}: must be a non-empty name without `/`, `+` or `#`", var = env::MQTT_SHARE_GROUP)]
-    ShareGroup,
-    #[error("--mqtt-filters / {var}: at least one topic filter is required", var = env::MQTT_FILTERS)]
-    NoFilters,
-    #[error("--mqtt-filters / {var}", var = env::MQTT_FILTERS)]
-    Filter(#[source] TopicError),
-    #[error("--payload-routes / {var}", var = env::PAYLOAD_ROUTES)]
-    RouteFilter(#[source] TopicError),
+    /// The rules the compiler applies too ([`BridgeConfig::validate`]), every problem at once.
+    #[error("{}", problems.iter().map(|p| format!("{} / {}: {}", p.flag(), p.env, p.message)).collect::<Vec<_>>().join("; "))]
+    Settings { problems: Vec<Problem> },
     #[error("--payload-routes / {var}: {0}", var = env::PAYLOAD_ROUTES)]
     Routes(String),
-    #[error("--topic-pattern / {var}", var = env::TOPIC_PATTERN)]
-    Pattern(#[source] TopicError),
-    #[error("--mqtt-receive-maximum / {var}: must be between 1 and {RECEIVE_MAXIMUM_LIMIT}, got {0}", var = env::MQTT_RECEIVE_MAXIMUM)]
-    ReceiveMaximum(u32),
-    #[error(
-        "--mqtt-receive-maximum ({receive_maximum}) must not exceed --max-in-flight ({max_in_flight}): \
-         the broker could then hand over more messages than the bridge may hold"
-    )]
-    WindowSmallerThanReceiveMaximum {
-        receive_maximum: u32,
-        max_in_flight: usize,
-    },
-    #[error("--mqtt-read-coalesce-ms / {var}: must be between 0 and {READ_COALESCE_LIMIT_MS} (it adds up to that much latency), got {0}", var = env::MQTT_READ_COALESCE_MS)]
-    ReadCoalesce(u64),
-    #[error("--max-payload-bytes / {var}: must be between 1 and {KAFKA_DEFAULT_MAX_MESSAGE_BYTES} (so a dead-lettered payload fits in a Kafka record), got {0}", var = env::MAX_PAYLOAD_BYTES)]
-    MaxPayloadBytes(usize),
+    /// A value [`BridgeConfig::validate`] accepted but the runtime parser did not: a bug.
+    #[error("{0}")]
+    Topic(#[from] TopicError),
     #[error("--kafka-bootstrap-servers / {var}: expected comma-separated host:port entries, got `{0}`", var = env::KAFKA_BOOTSTRAP_SERVERS)]
     Bootstrap(String),
     #[error("--kafka-topic and --kafka-dead-letter-topic must be valid Kafka topic names (1-249 of [a-zA-Z0-9._-]) and differ, got `{0}`")]
     KafkaTopic(String),
     #[error("--kafka-producer-overrides / {var}: `{entry}` {reason}", var = env::KAFKA_PRODUCER_OVERRIDES)]
     ProducerOverride { entry: String, reason: &'static str },
-    #[error("--drain-timeout-secs / {var}: must be at least 1", var = env::DRAIN_TIMEOUT_SECS)]
-    DrainTimeout,
     #[error("cannot read credential file {path}")]
     CredentialFile {
         path: PathBuf,
@@ -71,12 +46,6 @@ pub enum ConfigError {
     },
     #[error("{username} and {password} must be set together", username = env::MQTT_USERNAME_FILE, password = env::MQTT_PASSWORD_FILE)]
     HalfCredentials,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 /// Raw command line; [`Args::validate`] turns it into a [`Config`].
@@ -95,24 +64,25 @@ pub struct Args {
     #[arg(long, env = env::MQTT_CLIENT_ID)]
     pub mqtt_client_id: String,
     /// Shared-subscription group; replicas in one group split the load.
-    #[arg(long, env = env::MQTT_SHARE_GROUP, default_value = "ehs-bridge")]
+    #[arg(long, env = env::MQTT_SHARE_GROUP, default_value_t = defaults().mqtt_share_group)]
     pub mqtt_share_group: String,
     /// Comma-separated topic filters, each subscribed as `$share/<group>/<filter>` at QoS 1.
+    /// Default: the topic pattern with each placeholder as `+`.
     #[arg(long, env = env::MQTT_FILTERS, value_delimiter = ',')]
     pub mqtt_filters: Vec<String>,
     /// Session expiry: how long the broker keeps this replica's session (and its unacknowledged
     /// messages) after a crash.
-    #[arg(long, env = env::MQTT_SESSION_EXPIRY_SECS, default_value_t = 300)]
+    #[arg(long, env = env::MQTT_SESSION_EXPIRY_SECS, default_value_t = defaults().mqtt_session_expiry_secs)]
     pub mqtt_session_expiry_secs: u32,
     /// QoS 1 messages the broker may have unacknowledged at this replica.
-    #[arg(long, env = env::MQTT_RECEIVE_MAXIMUM, default_value_t = 1000)]
+    #[arg(long, env = env::MQTT_RECEIVE_MAXIMUM, default_value_t = defaults().mqtt_receive_maximum)]
     pub mqtt_receive_maximum: u32,
     /// Least time between two MQTT socket reads that each found the socket drained, in ms; 0
     /// reads at once. A steady stream then costs one wake-up per batch instead of one per
     /// message or two (measured at 100 000 msg/s: 400 instead of 30 000 wake-ups per second,
     /// bridge CPU per message halved), and a message arriving just after a drain waits at most
     /// this long.
-    #[arg(long, env = env::MQTT_READ_COALESCE_MS, default_value_t = 1)]
+    #[arg(long, env = env::MQTT_READ_COALESCE_MS, default_value_t = defaults().mqtt_read_coalesce_ms)]
     pub mqtt_read_coalesce_ms: u64,
     /// File holding the MQTT username (a mounted Secret).
     #[arg(long, env = env::MQTT_USERNAME_FILE)]
@@ -122,13 +92,13 @@ pub struct Args {
     pub mqtt_password_file: Option<PathBuf>,
     /// Where ids come from: `{home}` and `{device}` (required), `{metric}` (optional) and `+`
     /// match one topic level each, e.g. `ehs/{home}/{device}/telemetry`.
-    #[arg(long, env = env::TOPIC_PATTERN, default_value = "ehs/{home}/{device}/telemetry")]
+    #[arg(long, env = env::TOPIC_PATTERN, default_value_t = defaults().topic_pattern)]
     pub topic_pattern: String,
     /// `filter=adapter,...`; first match wins. Adapters: flat-json, nested-json, numeric.
-    #[arg(long, env = env::PAYLOAD_ROUTES, default_value = "#=flat-json")]
+    #[arg(long, env = env::PAYLOAD_ROUTES, default_value_t = format_payload_routes(&defaults().payload_routes))]
     pub payload_routes: String,
     /// Larger payloads are dead-lettered (reason `oversize`).
-    #[arg(long, env = env::MAX_PAYLOAD_BYTES, default_value_t = 65_536)]
+    #[arg(long, env = env::MAX_PAYLOAD_BYTES, default_value_t = defaults().max_payload_bytes)]
     pub max_payload_bytes: usize,
     /// Comma-separated `host:port` list.
     #[arg(long, env = env::KAFKA_BOOTSTRAP_SERVERS)]
@@ -144,31 +114,54 @@ pub struct Args {
     #[arg(long, env = env::KAFKA_PRODUCER_OVERRIDES, value_delimiter = ',')]
     pub kafka_producer_overrides: Vec<String>,
     /// `json` or `connect-json` (Kafka Connect JsonConverter envelope).
-    #[arg(long, env = env::OUTPUT_ENCODING, default_value = "json", value_parser = parse_encoding)]
+    #[arg(long, env = env::OUTPUT_ENCODING, default_value_t = defaults().output_encoding, value_parser = parse_encoding)]
     pub output_encoding: OutputEncoding,
     /// MQTT messages taken but not yet acknowledged, QoS 0 included.
-    #[arg(long, env = env::MAX_IN_FLIGHT, default_value_t = 2000)]
+    #[arg(long, env = env::MAX_IN_FLIGHT, default_value_t = defaults().max_in_flight)]
     pub max_in_flight: usize,
     #[arg(long, env = env::HTTP_LISTEN, default_value_t = SocketAddr::from(([0, 0, 0, 0], ehs_contract::http::PORT)))]
     pub http_listen: SocketAddr,
     /// Time the SIGTERM drain may take; keep it below the pod's grace period.
-    #[arg(long, env = env::DRAIN_TIMEOUT_SECS, default_value_t = 20)]
+    #[arg(long, env = env::DRAIN_TIMEOUT_SECS, default_value_t = defaults().drain_timeout_secs)]
     pub drain_timeout_secs: u64,
-    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Json)]
+    /// `json` or `text`.
+    #[arg(long, env = env::LOG_FORMAT, default_value_t = defaults().log_format, value_parser = parse_log_format)]
     pub log_format: LogFormat,
     /// tracing filter directives, e.g. `info,rdkafka=warn`.
-    #[arg(long, env = env::LOG_LEVEL, default_value = "info")]
+    #[arg(long, env = env::LOG_LEVEL, default_value_t = defaults().log_level)]
     pub log_level: String,
 }
 
+/// Every default comes from the contract, which the compiler renders from as well, so the two
+/// cannot disagree.
+fn defaults() -> BridgeConfig {
+    BridgeConfig::default()
+}
+
 fn parse_encoding(text: &str) -> Result<OutputEncoding, String> {
-    OutputEncoding::from_name(text).ok_or_else(|| {
-        let valid: Vec<_> = OutputEncoding::ALL.iter().map(|e| e.name()).collect();
-        format!(
-            "unknown encoding `{text}`, expected one of {}",
-            valid.join(", ")
-        )
-    })
+    one_of(text, "encoding", &OutputEncoding::ALL, OutputEncoding::name)
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    one_of(text, "log format", &LogFormat::ALL, LogFormat::name)
+}
+
+fn one_of<T: Copy>(
+    text: &str,
+    what: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .ok_or_else(|| {
+            let valid: Vec<_> = all.iter().map(|v| name(*v)).collect();
+            format!(
+                "unknown {what} `{text}`, expected one of {}",
+                valid.join(", ")
+            )
+        })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,59 +227,50 @@ pub fn shared_subscription(group: &str, filter: &str) -> String {
 }
 
 impl Args {
+    /// The settings the contract describes, as given on the command line, unchecked.
+    pub fn bridge_config(&self) -> Result<BridgeConfig, ConfigError> {
+        Ok(BridgeConfig {
+            mqtt_share_group: self.mqtt_share_group.clone(),
+            mqtt_filters: self.mqtt_filters.clone(),
+            mqtt_session_expiry_secs: self.mqtt_session_expiry_secs,
+            mqtt_receive_maximum: self.mqtt_receive_maximum,
+            mqtt_read_coalesce_ms: self.mqtt_read_coalesce_ms,
+            topic_pattern: self.topic_pattern.clone(),
+            payload_routes: ehs_contract::parse_payload_routes(&self.payload_routes)
+                .map_err(ConfigError::Routes)?,
+            max_payload_bytes: self.max_payload_bytes,
+            max_in_flight: self.max_in_flight,
+            output_encoding: self.output_encoding,
+            drain_timeout_secs: self.drain_timeout_secs,
+            log_level: self.log_level.clone(),
+            log_format: self.log_format,
+        })
+    }
+
     pub fn validate(self) -> Result<Config, ConfigError> {
         let (mqtt_host, mqtt_port) = parse_mqtt_url(&self.mqtt_url)?;
         if !is_plain_name(&self.mqtt_client_id) {
             return Err(ConfigError::ClientId);
         }
-        if !is_plain_name(&self.mqtt_share_group) {
-            return Err(ConfigError::ShareGroup);
+        let settings = self.bridge_config()?;
+        let problems = settings.validate();
+        if !problems.is_empty() {
+            return Err(ConfigError::Settings { problems });
         }
-        let filters: Vec<String> = self
-            .mqtt_filters
+        let filters = settings.subscribed_filters();
+        let routes = settings
+            .payload_routes
             .iter()
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty())
-            .collect();
-        if filters.is_empty() {
-            return Err(ConfigError::NoFilters);
-        }
-        for filter in &filters {
-            TopicFilter::parse(filter).map_err(ConfigError::Filter)?;
-        }
-        let routes = ehs_contract::parse_payload_routes(&self.payload_routes)
-            .map_err(ConfigError::Routes)?
-            .into_iter()
             .map(|PayloadRoute { filter, adapter }| {
                 Ok(Route {
-                    filter: TopicFilter::parse(&filter).map_err(ConfigError::RouteFilter)?,
-                    adapter,
+                    filter: TopicFilter::parse(filter)?,
+                    adapter: *adapter,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        if routes.is_empty() {
-            return Err(ConfigError::Routes(
-                "at least one `filter=adapter` route is required".into(),
-            ));
-        }
-        let pattern = TopicPattern::parse(&self.topic_pattern).map_err(ConfigError::Pattern)?;
-        if self.mqtt_receive_maximum == 0 || self.mqtt_receive_maximum > RECEIVE_MAXIMUM_LIMIT {
-            return Err(ConfigError::ReceiveMaximum(self.mqtt_receive_maximum));
-        }
-        if self.mqtt_read_coalesce_ms > READ_COALESCE_LIMIT_MS {
-            return Err(ConfigError::ReadCoalesce(self.mqtt_read_coalesce_ms));
-        }
-        let receive_maximum = u16::try_from(self.mqtt_receive_maximum)
-            .map_err(|_| ConfigError::ReceiveMaximum(self.mqtt_receive_maximum))?;
-        if self.mqtt_receive_maximum as usize > self.max_in_flight {
-            return Err(ConfigError::WindowSmallerThanReceiveMaximum {
-                receive_maximum: self.mqtt_receive_maximum,
-                max_in_flight: self.max_in_flight,
-            });
-        }
-        if self.max_payload_bytes == 0 || self.max_payload_bytes > KAFKA_DEFAULT_MAX_MESSAGE_BYTES {
-            return Err(ConfigError::MaxPayloadBytes(self.max_payload_bytes));
-        }
+        let pattern = TopicPattern::parse(&settings.topic_pattern)?;
+        // validate() bounds it to 1..=65535.
+        let receive_maximum = u16::try_from(settings.mqtt_receive_maximum).unwrap_or(u16::MAX);
         let bootstrap_servers = validate_bootstrap(&self.kafka_bootstrap_servers)?;
         for topic in [&self.kafka_topic, &self.kafka_dead_letter_topic] {
             if !is_kafka_topic(topic) {
@@ -297,9 +281,6 @@ impl Args {
             return Err(ConfigError::KafkaTopic(self.kafka_topic));
         }
         let producer_overrides = parse_producer_overrides(&self.kafka_producer_overrides)?;
-        if self.drain_timeout_secs == 0 {
-            return Err(ConfigError::DrainTimeout);
-        }
         let credentials = match (&self.mqtt_username_file, &self.mqtt_password_file) {
             (None, None) => None,
             (Some(user), Some(pass)) => Some(Credentials {
@@ -312,25 +293,25 @@ impl Args {
             mqtt_host,
             mqtt_port,
             client_id: self.mqtt_client_id,
-            share_group: self.mqtt_share_group,
+            share_group: settings.mqtt_share_group,
             filters,
-            session_expiry: Duration::from_secs(u64::from(self.mqtt_session_expiry_secs)),
+            session_expiry: Duration::from_secs(u64::from(settings.mqtt_session_expiry_secs)),
             receive_maximum,
-            read_coalesce: Duration::from_millis(self.mqtt_read_coalesce_ms),
+            read_coalesce: Duration::from_millis(settings.mqtt_read_coalesce_ms),
             credentials,
             pattern,
             routes,
-            max_payload_bytes: self.max_payload_bytes,
+            max_payload_bytes: settings.max_payload_bytes,
             bootstrap_servers,
             kafka_topic: self.kafka_topic,
             dead_letter_topic: self.kafka_dead_letter_topic,
             producer_overrides,
-            encoding: self.output_encoding,
-            max_in_flight: self.max_in_flight,
+            encoding: settings.output_encoding,
+            max_in_flight: settings.max_in_flight,
             http_listen: self.http_listen,
-            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
-            log_format: self.log_format,
-            log_level: self.log_level,
+            drain_timeout: Duration::from_secs(settings.drain_timeout_secs),
+            log_format: settings.log_format,
+            log_level: settings.log_level,
         })
     }
 }
@@ -374,10 +355,6 @@ fn parse_producer_overrides(entries: &[String]) -> Result<Vec<(String, String)>,
             Ok((key.to_owned(), value.trim().to_owned()))
         })
         .collect()
-}
-
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['/', '+', '#']) && !name.chars().any(char::is_whitespace)
 }
 
 fn is_kafka_topic(name: &str) -> bool {
@@ -442,24 +419,33 @@ fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
         })
 }
 
+/// The flags without a default, for tests.
+#[cfg(test)]
+pub(crate) const REQUIRED_ARGS: [&str; 11] = [
+    "ehs-bridge",
+    "--mqtt-url",
+    "mqtt://127.0.0.1:1883",
+    "--mqtt-client-id",
+    "ehs-bridge-0",
+    "--kafka-bootstrap-servers",
+    "127.0.0.1:9092",
+    "--kafka-topic",
+    "ehs.readings",
+    "--kafka-dead-letter-topic",
+    "ehs.readings.dlq",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> Result<Config, String> {
-        let mut base = vec![
-            ("--mqtt-url", "mqtt://127.0.0.1:1883"),
-            ("--mqtt-client-id", "ehs-bridge-0"),
-            ("--mqtt-filters", "ehs/+/+/telemetry"),
-            ("--kafka-bootstrap-servers", "127.0.0.1:9092"),
-            ("--kafka-topic", "ehs.readings"),
-            ("--kafka-dead-letter-topic", "ehs.readings.dlq"),
-        ];
-        // Flags given by the test replace the base ones (clap rejects a repeated flag).
-        base.retain(|(flag, _)| !extra.contains(flag));
-        let mut argv = vec!["ehs-bridge"];
-        for (flag, value) in base {
-            argv.extend([flag, value]);
+        let mut argv = vec![REQUIRED_ARGS[0]];
+        // Flags given by the test replace the required ones (clap rejects a repeated flag).
+        for pair in REQUIRED_ARGS[1..].chunks(2) {
+            if !extra.contains(&pair[0]) {
+                argv.extend_from_slice(pair);
+            }
         }
         argv.extend_from_slice(extra);
         let parsed = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
@@ -473,7 +459,10 @@ mod tests {
         let config = args(&[]).expect("defaults");
         assert_eq!(config.mqtt_host, "127.0.0.1");
         assert_eq!(config.mqtt_port, 1883);
-        assert_eq!(config.receive_maximum, 1000);
+        assert_eq!(
+            u32::from(config.receive_maximum),
+            BridgeConfig::default().mqtt_receive_maximum
+        );
         assert_eq!(
             config.shared_subscriptions(),
             vec!["$share/ehs-bridge/ehs/+/+/telemetry".to_owned()]
@@ -482,10 +471,46 @@ mod tests {
     }
 
     #[test]
+    fn cli_defaults_are_the_contracts() {
+        let parsed = Args::try_parse_from(REQUIRED_ARGS).expect("required flags only");
+        assert_eq!(
+            parsed.bridge_config().expect("defaults parse"),
+            BridgeConfig::default()
+        );
+    }
+
+    #[test]
+    fn filters_default_to_the_topic_pattern() {
+        let config = Args::try_parse_from(
+            REQUIRED_ARGS
+                .into_iter()
+                .chain(["--topic-pattern", "site/{home}/{device}/{metric}"]),
+        )
+        .expect("parse")
+        .validate()
+        .expect("valid");
+        assert_eq!(config.filters, vec!["site/+/+/+".to_owned()]);
+    }
+
+    #[test]
+    fn routes_outside_the_subscription_are_refused_at_start_up() {
+        let err = args(&["--payload-routes", "other/#=flat-json"]).expect_err("dead route");
+        assert!(
+            err.contains("--payload-routes / EHS_PAYLOAD_ROUTES: route filter `other/#`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn receive_maximum_above_window_is_rejected() {
         let err = args(&["--mqtt-receive-maximum", "500", "--max-in-flight", "100"])
             .expect_err("invalid configuration");
-        assert!(err.contains("must not exceed --max-in-flight"), "{err}");
+        assert!(
+            err.contains(
+                "--max-in-flight / EHS_MAX_IN_FLIGHT: must be at least mqttReceiveMaximum (500)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

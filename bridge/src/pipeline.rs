@@ -221,23 +221,8 @@ mod tests {
     use clap::Parser;
 
     fn config(extra: &[&str]) -> Config {
-        let mut argv = vec![
-            "ehs-bridge",
-            "--mqtt-url",
-            "mqtt://127.0.0.1:1883",
-            "--mqtt-client-id",
-            "c",
-            "--mqtt-filters",
-            "ehs/#",
-            "--kafka-bootstrap-servers",
-            "127.0.0.1:9092",
-            "--kafka-topic",
-            "ehs.readings",
-            "--kafka-dead-letter-topic",
-            "ehs.readings.dlq",
-            "--max-payload-bytes",
-            "64",
-        ];
+        let mut argv = crate::config::REQUIRED_ARGS.to_vec();
+        argv.extend(["--mqtt-filters", "ehs/#", "--max-payload-bytes", "64"]);
         argv.extend_from_slice(extra);
         crate::config::Args::parse_from(argv)
             .validate()

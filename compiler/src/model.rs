@@ -184,14 +184,6 @@ const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 const DNS_SUBDOMAIN_PATTERN: &str =
     "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const TOPIC_NAME_PATTERN: &str = "^[a-zA-Z0-9._-]{1,249}$";
-/// Editors' approximation of `ehs_contract::validate_topic_filter` (which also limits the length).
-const TOPIC_FILTER_PATTERN: &str =
-    "^(?=.)(?!\\$share/)(#|([^/+#,\\u0000]*|\\+)(/([^/+#,\\u0000]*|\\+))*(/#)?)$";
-/// Editors' approximation of `ehs_contract::validate_topic_pattern` (which also rejects a
-/// placeholder used twice).
-const TOPIC_PATTERN_PATTERN: &str = "^(?=(.*/)?\\{home\\}(/|$))(?=(.*/)?\\{device\\}(/|$))\
-     (\\{home\\}|\\{device\\}|\\{metric\\}|\\+|[^/{}+#\\u0000]*)\
-     (/(\\{home\\}|\\{device\\}|\\{metric\\}|\\+|[^/{}+#\\u0000]*))*$";
 
 checked_string_type!(
     /// A DNS-1123 label (RFC 1123): lowercase letters, digits and `-`, at most 63 characters,
@@ -222,23 +214,6 @@ checked_string_type!(
     TopicName,
     check_topic_name,
     TOPIC_NAME_PATTERN
-);
-
-checked_string_type!(
-    /// An MQTT topic filter: levels separated by `/`, each text without `+`, `#` and `,`, or
-    /// exactly `+` (one level), or exactly `#` as the last level; e.g. `ehs/+/+/telemetry`.
-    TopicFilter,
-    ehs_contract::validate_topic_filter,
-    TOPIC_FILTER_PATTERN
-);
-
-checked_string_type!(
-    /// Where the ids are in an MQTT topic: levels separated by `/`, each literal text, `+`, or
-    /// one of `{home}`, `{device}` (both required) and `{metric}` filling its whole level;
-    /// e.g. `ehs/{home}/{device}/telemetry`.
-    TopicPattern,
-    ehs_contract::validate_topic_pattern,
-    TOPIC_PATTERN_PATTERN
 );
 
 fn check_dns_label(text: &str) -> Result<(), String> {
@@ -420,58 +395,6 @@ mod tests {
         let quantity = |text: &str| -> Quantity { serde_json::from_value(text.into()).unwrap() };
         assert_eq!(quantity("2Gi").whole_units(), 2 * 1024 * 1024 * 1024);
         assert_eq!(quantity("1500m").whole_units(), 1);
-    }
-
-    /// The schema patterns editors check with agree with the checks the compiler runs.
-    #[test]
-    fn topic_schema_patterns_agree_with_the_contract_checks() {
-        fn agree<T: JsonSchema>(check: fn(&str) -> Result<(), String>, samples: &[&str]) {
-            let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap();
-            let validator = jsonschema::validator_for(&schema).unwrap();
-            for sample in samples {
-                assert_eq!(
-                    validator.is_valid(&serde_json::json!(sample)),
-                    check(sample).is_ok(),
-                    "{sample:?}"
-                );
-            }
-        }
-        agree::<TopicFilter>(
-            ehs_contract::validate_topic_filter,
-            &[
-                "ehs/+/+/telemetry",
-                "ehs/#",
-                "#",
-                "+",
-                "/",
-                "a//b",
-                "",
-                "ehs/#/x",
-                "ehs/a#",
-                "ehs/a+",
-                "+x",
-                "a,b",
-                "$share/g/x",
-                "$SYS/#",
-                "a\0b",
-            ],
-        );
-        agree::<TopicPattern>(
-            ehs_contract::validate_topic_pattern,
-            &[
-                "ehs/{home}/{device}/telemetry",
-                "{device}/{home}",
-                "x/{home}/+/{device}/{metric}",
-                "",
-                "ehs/{home}",
-                "{homes}/{device}",
-                "ehs/{home}x/{device}",
-                "{home}/{device}/#",
-                "{home}/{device}/{site}",
-                "{home}/{device}/a+",
-                "{home}/{device}/\0",
-            ],
-        );
     }
 
     #[test]

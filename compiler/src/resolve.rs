@@ -19,6 +19,17 @@ pub enum ResolveError {
         environment_file: String,
         field: String,
     },
+    #[error(
+        "{environment_file}: `{component}.{field}` (with the defaults of `{defaults_file}`): \
+         {message}"
+    )]
+    Invalid {
+        environment_file: String,
+        defaults_file: String,
+        component: &'static str,
+        field: String,
+        message: String,
+    },
     #[error("{file}: {component} settings could not be combined")]
     Internal {
         file: String,
@@ -102,10 +113,23 @@ fn layered<L: Serialize, S: DeserializeOwned>(
     }
     // An unset field serialises as null; dropping it makes serde report it as missing.
     remove_nulls(&mut merged);
-    serde_path_to_error::deserialize(merged).map_err(|error| ResolveError::Incomplete {
-        defaults_file: defaults_path(component),
-        environment_file: file.path.clone(),
-        field: missing_field(&error),
+    serde_path_to_error::deserialize(merged).map_err(|error| {
+        if error.inner().to_string().starts_with("missing field `") {
+            ResolveError::Incomplete {
+                defaults_file: defaults_path(component),
+                environment_file: file.path.clone(),
+                field: missing_field(&error),
+            }
+        } else {
+            // A settings type's own rule refused the combined value.
+            ResolveError::Invalid {
+                environment_file: file.path.clone(),
+                defaults_file: defaults_path(component),
+                component,
+                field: error.path().to_string(),
+                message: error.inner().to_string(),
+            }
+        }
     })
 }
 
@@ -177,7 +201,10 @@ pub mod tests {
         assert_eq!(dev.kafka.replicas.get(), 1);
         // Set only in the defaults, so both environments share it.
         assert_eq!(prod.kafka.image.repository, dev.kafka.image.repository);
-        assert_eq!(prod.bridge.mqtt.share_group, dev.bridge.mqtt.share_group);
+        assert_eq!(
+            prod.bridge.mqtt.broker_service,
+            dev.bridge.mqtt.broker_service
+        );
     }
 
     #[test]

@@ -131,20 +131,6 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
              domain, production, providedExternally, namespaceSettings, kafka, bridge",
         ),
         (
-            "MQTT topic filter",
-            "bridge:\n  replicas: 3",
-            "bridge:\n  mqtt:\n    filters: [ehs/#/telemetry]\n  replicas: 3",
-            "environments/prod.yaml:32:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
-             the last level; use levels separated by `/`",
-        ),
-        (
-            "topic pattern",
-            "bridge:\n  replicas: 3",
-            "bridge:\n  topicPattern: ehs/{home}/telemetry\n  replicas: 3",
-            "environments/prod.yaml:31:17: topic pattern `ehs/{home}/telemetry` lacks \
-             `{device}`; use levels separated by `/`",
-        ),
-        (
             "invalid DNS name",
             "namespace: ehs-prod",
             "namespace: EHS_Prod",
@@ -190,10 +176,10 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
         ),
         (
             "components/bridge/defaults.yaml",
-            "  - filter: ehs/+/+/telemetry",
-            "  - filter: ehs/+x/telemetry",
-            "components/bridge/defaults.yaml:25:13: MQTT topic filter `ehs/+x/telemetry` has `+` \
-             inside the level `+x`",
+            "  brokerPort: 1883",
+            "  brokerPort: 0",
+            "components/bridge/defaults.yaml:18:3: invalid value: integer `0`, expected a nonzero \
+             u16",
         ),
     ];
     for (file, from, to, expected) in cases {
@@ -503,4 +489,128 @@ fn every_environment_file_points_editors_at_the_schema() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bridge's configuration (ehs-contract's BridgeConfig): what the bridge would refuse at
+// start-up is refused before anything is rendered.
+
+/// Exit 2 on every command, naming the environment file, the field and what is valid; nothing
+/// written.
+fn assert_refused(settings: &str, expected: &[&str]) {
+    let scratch = Scratch::new();
+    let before = scratch.rendered();
+    scratch.edit(
+        "environments/prod.yaml",
+        "bridge:\n  replicas: 3",
+        &format!("bridge:\n{settings}\n  replicas: 3"),
+    );
+    for args in [
+        &["render", "--env", "prod"][..],
+        &["render", "--all"],
+        &["validate"],
+    ] {
+        let mut assert = scratch
+            .ehs()
+            .args(args)
+            .assert()
+            .code(EXIT_ERROR)
+            .stdout(predicate::str::is_empty());
+        for text in expected {
+            assert = assert.stderr(predicate::str::contains(*text));
+        }
+    }
+    assert!(
+        scratch.rendered() == before,
+        "{settings}: rendered/ changed"
+    );
+}
+
+const INVALID_CONFIG: &str =
+    "environments/prod.yaml: `bridge.config` (with the defaults of `components/bridge/defaults.yaml`)";
+
+#[test]
+fn bridge_log_level_the_bridge_cannot_parse_is_refused() {
+    assert_refused(
+        "  config:\n    logLevel: \"info,,=x[[\"",
+        &[
+            INVALID_CONFIG,
+            "`logLevel` `info,,=x[[` is not a tracing filter",
+            "e.g. `info,rdkafka=warn`",
+        ],
+    );
+}
+
+#[test]
+fn bridge_window_smaller_than_receive_maximum_is_refused() {
+    assert_refused(
+        "  config:\n    mqttReceiveMaximum: 500\n    maxInFlight: 499",
+        &[
+            INVALID_CONFIG,
+            "`maxInFlight` must be at least mqttReceiveMaximum (500), got 499",
+        ],
+    );
+}
+
+#[test]
+fn bridge_payload_limit_above_kafkas_record_limit_is_refused() {
+    assert_refused(
+        "  config:\n    maxPayloadBytes: 1000001",
+        &[
+            INVALID_CONFIG,
+            "`maxPayloadBytes` must be between 1 and 1000000",
+        ],
+    );
+}
+
+#[test]
+fn bridge_receive_maximum_zero_is_refused() {
+    assert_refused(
+        "  config:\n    mqttReceiveMaximum: 0",
+        &[
+            INVALID_CONFIG,
+            "`mqttReceiveMaximum` must be between 1 and 65535, got 0",
+        ],
+    );
+}
+
+#[test]
+fn bridge_share_group_with_topic_wildcards_is_refused() {
+    assert_refused(
+        "  config:\n    mqttShareGroup: a/b+",
+        &[
+            INVALID_CONFIG,
+            "`mqttShareGroup` must be a non-empty name without `/`, `+`, `#`",
+        ],
+    );
+}
+
+#[test]
+fn broker_port_zero_is_refused_where_it_is_written() {
+    assert_refused(
+        "  mqtt:\n    brokerPort: 0",
+        &["environments/prod.yaml:32:5: invalid value: integer `0`, expected a nonzero u16"],
+    );
+}
+
+#[test]
+fn bridge_topic_layout_must_agree() {
+    assert_refused(
+        "  config:\n    mqttFilters: [ehs/#/telemetry]",
+        &[
+            INVALID_CONFIG,
+            "`mqttFilters` MQTT topic filter `ehs/#/telemetry` has `#` before the last level",
+        ],
+    );
+    assert_refused(
+        "  config:\n    topicPattern: ehs/{home}/telemetry",
+        &[
+            INVALID_CONFIG,
+            "`topicPattern` topic pattern `ehs/{home}/telemetry` lacks `{device}`",
+        ],
+    );
+    assert_refused(
+        "  config:\n    payloadRoutes: [{filter: ehs/+/+/telemtry, adapter: numeric}]",
+        &[INVALID_CONFIG, "`payloadRoutes` route filter `ehs/+/+/telemtry` matches no topic the subscribed filters (ehs/+/+/telemetry) deliver"],
+    );
 }

@@ -4,9 +4,10 @@
 //! restarts, so a crashed replica resumes its own persistent session instead of leaving it to
 //! strand its share of the traffic until the session expires.
 
-use ehs_contract::{
-    env, format_payload_routes, http, OutputEncoding, PayloadAdapter, PayloadRoute,
-};
+use std::num::NonZeroU16;
+
+use ehs_contract::config::{BridgeConfig, BridgeConfigLayer};
+use ehs_contract::{env, http};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
@@ -22,10 +23,7 @@ use super::{
     restricted_pod_security, service_port, App, ComponentError,
 };
 use crate::manifest::Manifest;
-use crate::model::{
-    Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer, TopicFilter,
-    TopicPattern,
-};
+use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
 use crate::resolve::Platform;
 use crate::templates::Templates;
 
@@ -44,74 +42,23 @@ pub struct Layer {
     pub image: Option<ImageLayer>,
     /// Resources of each replica.
     pub resources: Option<ResourcesLayer>,
-    /// Where and how the bridge subscribes.
+    /// Where the MQTT broker is and how the bridge logs in to it.
     pub mqtt: Option<MqttLayer>,
-    /// Pattern extracting ids from the MQTT topic, e.g. `ehs/{home}/{device}/telemetry`.
-    pub topic_pattern: Option<TopicPattern>,
-    /// Payload decoder per MQTT topic filter; the first matching filter wins.
-    pub payload_routes: Option<Vec<PayloadRouteSetting>>,
-    /// Largest MQTT payload accepted, in bytes; larger ones are dead-lettered.
-    pub max_payload_bytes: Option<Count>,
-    /// MQTT messages taken but not yet acknowledged, at most (the backpressure window).
-    pub max_in_flight: Option<Count>,
-    /// Encoding of records on the telemetry topic.
-    pub output_encoding: Option<OutputEncoding>,
-    /// Seconds a replica may spend draining on shutdown; the pod's grace period is longer.
-    pub drain_timeout_secs: Option<Count>,
-    /// tracing filter directives, e.g. `info,rdkafka=warn`.
-    pub log_level: Option<String>,
-    /// Log line format.
-    pub log_format: Option<LogFormat>,
+    /// The bridge binary's own settings, checked by the rules the bridge applies at start-up.
+    pub config: Option<BridgeConfigLayer>,
 }
 
-/// MQTT subscription settings.
+/// The MQTT broker the bridge connects to.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Mqtt")]
 pub struct MqttLayer {
     /// Service of the MQTT broker in the environment's namespace.
     pub broker_service: Option<DnsLabel>,
-    /// MQTT port of that Service.
-    pub broker_port: Option<u16>,
-    /// Shared-subscription group the replicas join.
-    pub share_group: Option<String>,
-    /// Topic filters subscribed as `$share/<group>/<filter>`.
-    pub filters: Option<Vec<TopicFilter>>,
-    /// How long the broker keeps a disconnected replica's session, in seconds.
-    pub session_expiry_secs: Option<Count>,
-    /// QoS 1 messages the broker may have in flight to one replica (MQTT v5 receive maximum).
-    pub receive_maximum: Option<u16>,
+    /// MQTT port of that Service, 1 to 65535.
+    pub broker_port: Option<NonZeroU16>,
     /// Secret with keys `username` and `password`, mounted as files.
     pub credentials_secret: Option<DnsSubdomain>,
-}
-
-/// One `filter → adapter` route.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PayloadRouteSetting {
-    /// MQTT topic filter, e.g. `ehs/+/+/telemetry`.
-    pub filter: TopicFilter,
-    /// Decoder for payloads on matching topics.
-    pub adapter: PayloadAdapter,
-}
-
-/// How the bridge writes log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line, for log shippers.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
-
-impl LogFormat {
-    const fn name(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Text => "text",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,26 +68,45 @@ pub struct Settings {
     pub image: Image,
     pub resources: Resources,
     pub mqtt: Mqtt,
-    pub topic_pattern: TopicPattern,
-    pub payload_routes: Vec<PayloadRouteSetting>,
-    pub max_payload_bytes: Count,
-    pub max_in_flight: Count,
-    pub output_encoding: OutputEncoding,
-    pub drain_timeout_secs: Count,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    /// Unset settings take the binary's defaults, so both sides share one set.
+    #[serde(default)]
+    pub config: Config,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mqtt {
     pub broker_service: DnsLabel,
-    pub broker_port: u16,
-    pub share_group: String,
-    pub filters: Vec<TopicFilter>,
-    pub session_expiry_secs: Count,
-    pub receive_maximum: u16,
+    pub broker_port: NonZeroU16,
     pub credentials_secret: DnsSubdomain,
+}
+
+/// A [`BridgeConfig`] the bridge accepts: resolving refuses one it would refuse at start-up,
+/// naming every problem.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "BridgeConfig")]
+pub struct Config(BridgeConfig);
+
+impl TryFrom<BridgeConfig> for Config {
+    type Error = String;
+
+    fn try_from(config: BridgeConfig) -> Result<Self, String> {
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(Self(config))
+        } else {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(problems.join("; "))
+        }
+    }
+}
+
+impl std::ops::Deref for Config {
+    type Target = BridgeConfig;
+
+    fn deref(&self) -> &BridgeConfig {
+        &self.0
+    }
 }
 
 /// Extra time beyond the drain timeout before the kubelet kills the container: the drain's own
@@ -192,36 +158,14 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let bridge = &platform.bridge;
     let kafka = &platform.kafka;
     let namespace = &platform.environment.namespace;
-    let routes: Vec<PayloadRoute> = bridge
-        .payload_routes
-        .iter()
-        .map(|route| PayloadRoute {
-            filter: route.filter.to_string(),
-            adapter: route.adapter,
-        })
-        .collect();
-    vec![
+    // The filters as subscribed, so the manifest shows them even when derived from the pattern.
+    let config = BridgeConfig {
+        mqtt_filters: bridge.config.subscribed_filters(),
+        ..BridgeConfig::clone(&bridge.config)
+    };
+    let mut vars = vec![
         pod_field_env_var(env::MQTT_CLIENT_ID, "metadata.name"),
         env_var(env::MQTT_URL, bridge.mqtt.url(namespace)),
-        env_var(env::MQTT_SHARE_GROUP, bridge.mqtt.share_group.clone()),
-        env_var(
-            env::MQTT_FILTERS,
-            bridge
-                .mqtt
-                .filters
-                .iter()
-                .map(AsRef::as_ref)
-                .collect::<Vec<&str>>()
-                .join(","),
-        ),
-        env_var(
-            env::MQTT_SESSION_EXPIRY_SECS,
-            bridge.mqtt.session_expiry_secs.to_string(),
-        ),
-        env_var(
-            env::MQTT_RECEIVE_MAXIMUM,
-            bridge.mqtt.receive_maximum.to_string(),
-        ),
         env_var(
             env::MQTT_USERNAME_FILE,
             format!("{CREDENTIALS_MOUNT}/username"),
@@ -230,9 +174,6 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
             env::MQTT_PASSWORD_FILE,
             format!("{CREDENTIALS_MOUNT}/password"),
         ),
-        env_var(env::TOPIC_PATTERN, bridge.topic_pattern.to_string()),
-        env_var(env::PAYLOAD_ROUTES, format_payload_routes(&routes)),
-        env_var(env::MAX_PAYLOAD_BYTES, bridge.max_payload_bytes.to_string()),
         env_var(
             env::KAFKA_BOOTSTRAP_SERVERS,
             kafka.bootstrap_servers(namespace),
@@ -242,16 +183,15 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
             env::KAFKA_DEAD_LETTER_TOPIC,
             kafka.topics.dead_letters.name.to_string(),
         ),
-        env_var(env::OUTPUT_ENCODING, bridge.output_encoding.name()),
-        env_var(env::MAX_IN_FLIGHT, bridge.max_in_flight.to_string()),
         env_var(env::HTTP_LISTEN, format!("0.0.0.0:{}", http::PORT)),
-        env_var(
-            env::DRAIN_TIMEOUT_SECS,
-            bridge.drain_timeout_secs.to_string(),
-        ),
-        env_var(env::LOG_FORMAT, bridge.log_format.name()),
-        env_var(env::LOG_LEVEL, bridge.log_level.clone()),
-    ]
+    ];
+    vars.extend(
+        config
+            .to_env()
+            .into_iter()
+            .map(|(name, value)| env_var(name, value)),
+    );
+    vars
 }
 
 fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
@@ -299,7 +239,9 @@ fn stateful_set(app: &App) -> StatefulSet {
                 spec: Some(PodSpec {
                     affinity: Some(app.spread_across_nodes()),
                     termination_grace_period_seconds: Some(
-                        i64::from(bridge.drain_timeout_secs.get()) + GRACE_BEYOND_DRAIN_SECS,
+                        i64::try_from(bridge.config.drain_timeout_secs)
+                            .unwrap_or(i64::MAX)
+                            .saturating_add(GRACE_BEYOND_DRAIN_SECS),
                     ),
                     security_context: Some(restricted_pod_security(BRIDGE_UID)),
                     containers: vec![container],
@@ -429,7 +371,7 @@ mod tests {
             .unwrap()
             .termination_grace_period_seconds
             .unwrap();
-        assert!(i64::from(platform.bridge.drain_timeout_secs.get()) < grace);
+        assert!(i64::try_from(platform.bridge.config.drain_timeout_secs).unwrap() < grace);
     }
 
     #[test]

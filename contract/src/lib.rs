@@ -2,10 +2,14 @@
 //! the `ehs-bridge` binary, which reads them at run time.
 //!
 //! Every value here is needed by both sides. Keeping it in one crate means a renamed variable or a
-//! moved probe path breaks the build instead of a production rollout.
+//! moved probe path breaks the build instead of a production rollout. The bridge's tunables, their
+//! defaults and their validity rules are here too ([`config`]), so the compiler refuses what the
+//! bridge would refuse at start-up.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod config;
 
 /// Environment variables the bridge reads. The compiler sets exactly these on the bridge's pods;
 /// the bridge's command-line flags carry the same names (`--mqtt-url` ⇔ `EHS_MQTT_URL`).
@@ -139,9 +143,12 @@ impl OutputEncoding {
 }
 
 /// One `filter=adapter` entry of [`env::PAYLOAD_ROUTES`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PayloadRoute {
+    /// MQTT topic filter, e.g. `ehs/+/+/telemetry`.
     pub filter: String,
+    /// Decoder for payloads on matching topics.
     pub adapter: PayloadAdapter,
 }
 
