@@ -599,6 +599,125 @@ mod tests {
         }
     }
 
+    fn reads_back(value: &Value) -> String {
+        let yaml = to_yaml(value);
+        let parsed: Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(&parsed, value, "{yaml}");
+        yaml
+    }
+
+    #[test]
+    fn multi_line_text_is_one_rendered_line_per_line_and_reads_back_exactly() {
+        for text in [
+            "a\nb",
+            "a\nb\n",
+            "a\nb\n\n",
+            "a\n\n\nb\n\n\n",
+            "\n",
+            "\n\n",
+            "\na",
+            "\n  a\n",
+            "  leading spaces\nnext\n",
+            "\tleading tab\n",
+            "trailing spaces  \nx\n",
+            "a\n   \nb\n",
+            "a\n  \n",
+            "a\n\tb\t\n",
+            "---\n...\n# not a comment\n- not a list\nkey: value\n",
+            "\"quoted\" 'single' \\ back\n",
+            "unicode ü ✓\n",
+        ] {
+            let yaml = reads_back(&json!({"data": {"file": text}, "list": [text]}));
+            assert!(yaml.contains("file: |"), "{text:?} not a block:\n{yaml}");
+            assert!(
+                yaml.contains("- |"),
+                "{text:?} not a block in a list:\n{yaml}"
+            );
+            let in_map = to_yaml(&json!({"k": text}));
+            assert_eq!(
+                in_map.lines().count(),
+                1 + text.strip_suffix('\n').unwrap_or(text).split('\n').count(),
+                "{text:?}: one line per line\n{in_map}"
+            );
+        }
+    }
+
+    #[test]
+    fn block_indicators() {
+        assert_eq!(to_yaml(&json!({"k": "a\nb"})), "k: |-\n  a\n  b\n");
+        assert_eq!(to_yaml(&json!({"k": "a\n"})), "k: |\n  a\n");
+        assert_eq!(to_yaml(&json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+        assert_eq!(to_yaml(&json!({"k": " a\n"})), "k: |2\n   a\n");
+        assert_eq!(to_yaml(&json!({"k": "\n\n"})), "k: |2+\n\n\n");
+        assert_eq!(
+            to_yaml(&json!({"m": {"k": [" a\nb"]}})),
+            "m:\n  k:\n  - |2-\n     a\n    b\n"
+        );
+    }
+
+    /// Text a literal block cannot hold stays double-quoted, escaped, and still reads back.
+    #[test]
+    fn text_a_block_cannot_hold_is_quoted() {
+        for text in [
+            "crlf\r\nline\r\n",
+            "a\u{2028}b\n",
+            "bell\u{7}\n",
+            "\u{feff}bom\n",
+            "nel\u{85}x\n",
+        ] {
+            let yaml = reads_back(&json!({"k": text}));
+            assert!(yaml.starts_with("k: \""), "{yaml}");
+            assert_eq!(yaml.lines().count(), 1, "{yaml}");
+            assert!(
+                yaml.chars().all(|c| c == '\n' || !c.is_control()),
+                "{yaml:?}"
+            );
+        }
+        // A whole-document scalar has no key to indent a block under.
+        assert_eq!(to_yaml(&json!("a\nb")), "\"a\\nb\"\n");
+    }
+
+    /// Every object the committed environments render reads back as itself.
+    #[test]
+    fn committed_environments_read_back_exactly() {
+        let templates = crate::resolve::tests::templates();
+        for environment in ["dev", "prod"] {
+            let platform = crate::resolve::tests::platform(environment);
+            let objects = crate::components::build_all(&platform, &templates).unwrap();
+            for object in &objects {
+                reads_back(&object.value);
+            }
+            let blocks = objects
+                .iter()
+                .map(|object| to_yaml(&object.value))
+                .filter(|yaml| yaml.contains(": |"))
+                .count();
+            assert!(blocks >= 2, "{environment}: config files are blocks");
+        }
+    }
+
+    #[test]
+    fn lines_longer_than_the_limit_are_reported_with_file_and_line() {
+        let files = Files::from([
+            (
+                "a.yaml".to_owned(),
+                format!("x\n{}\n", "y".repeat(MAX_LINE_CHARS)),
+            ),
+            (
+                "b.yaml".to_owned(),
+                format!("x\ny\n{}\n", "é".repeat(MAX_LINE_CHARS + 1)),
+            ),
+        ]);
+        assert_eq!(
+            long_lines(&files),
+            [LongLine {
+                file: "b.yaml".to_owned(),
+                line: 3,
+                chars: MAX_LINE_CHARS + 1,
+            }]
+        );
+    }
+
     #[test]
     fn output_reads_back_as_the_same_value() {
         let value = json!({

@@ -325,6 +325,20 @@ mod tests {
     }
 
     #[test]
+    fn environment_names_are_dns_labels() {
+        assert!(check_environment_name("prod").is_ok());
+        for name in ["", ".", "..", "a\nb", "a/b", "Prod", "a b", "a.b", "-a"] {
+            assert!(check_environment_name(name).is_err(), "{name:?}");
+        }
+        let message = check_environment_name("a\nb").unwrap_err().to_string();
+        assert!(
+            message.starts_with("environments/a\\nb.yaml: `a\\nb` is not a valid DNS label"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
     fn repository_root_is_the_nearest_directory_with_environments() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let found = Repo::discover(&root.join("components/kafka")).unwrap();

@@ -621,6 +621,80 @@ mod tests {
     }
 
     #[test]
+    fn image_references_follow_the_oci_grammar_and_the_schema_agrees() {
+        let repositories = [
+            ("docker.io/apache/kafka", true),
+            ("apache/kafka", true),
+            ("kafka", true),
+            ("localhost/ehs-bridge", true),
+            ("localhost:5000/ehs/bridge", true),
+            ("registry.example.com:443/a/b", true),
+            ("Registry.Example.com/a", true),
+            ("ghcr.io/a__b/c.d/e--f_g", true),
+            ("a.b", true),
+            ("", false),
+            (":", false),
+            ("docker.io/apache kafka", false),
+            ("Apache/kafka", false),
+            ("docker.io/Apache/kafka", false),
+            ("docker.io/apache/kafka:4.1.1", false),
+            ("a_b.c/x", false),
+            ("a:b/c", false),
+            ("a.b:/c", false),
+            ("-a.b/c", false),
+            ("a..b/c", false),
+            ("a/b/", false),
+            ("a//b", false),
+            ("a/.b", false),
+            ("a/b.", false),
+            ("a/b___c", false),
+            ("a/b._c", false),
+        ];
+        let tags = [
+            ("4.1.1", true),
+            ("latest", true),
+            ("_x", true),
+            ("V1-rc.2", true),
+            (&*"a".repeat(128), true),
+            (&*"a".repeat(129), false),
+            ("", false),
+            (".x", false),
+            ("-x", false),
+            ("a:b", false),
+            ("a b", false),
+            ("a@sha256", false),
+        ];
+        let versions = [
+            ("latest", true),
+            ("v1.35", true),
+            ("v1.0", true),
+            ("v1.", false),
+            ("v1.035", false),
+            ("1.35", false),
+            ("v2.1", false),
+            ("v1.35 ", false),
+            ("Latest", false),
+            ("v1.1000", false),
+        ];
+        fn agree<T: JsonSchema>(check: fn(&str) -> Result<(), String>, samples: &[(&str, bool)]) {
+            let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            for (sample, valid) in samples {
+                assert_eq!(check(sample).is_ok(), *valid, "{sample:?}");
+                assert_eq!(
+                    validator.is_valid(&serde_json::json!(sample)),
+                    *valid,
+                    "schema: {sample:?}"
+                );
+            }
+        }
+        agree::<ImageRepository>(check_image_repository, &repositories);
+        agree::<ImageTag>(check_image_tag, &tags);
+        agree::<PodSecurityVersion>(check_pod_security_version, &versions);
+        assert!(check_image_repository(&format!("a/{}", "b".repeat(254))).is_err());
+    }
+
+    #[test]
     fn dns_names() {
         assert!(check_dns_label("ehs-prod").is_ok());
         for invalid in ["", "EHS", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
