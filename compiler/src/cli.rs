@@ -135,15 +135,8 @@ fn out(text: impl fmt::Display) -> Result<(), CliError> {
 }
 
 /// Prints an error and the errors it wraps on standard error: `error: outer: inner`.
-pub fn report_error(error: &dyn std::error::Error) {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    note(format_args!("error: {text}"));
+pub fn report_error(error: impl Into<anyhow::Error>) {
+    note(format_args!("error: {:#}", error.into()));
 }
 
 /// Writes a line to standard error. When even that fails there is nowhere left to report it, so
@@ -188,9 +181,9 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// Prints every finding (standard output) and error (standard error). The exit code if
-    /// anything was reported: errors before findings.
-    fn report(&self) -> Result<Option<ExitCode>, CliError> {
+    /// Prints every finding (standard output) and error (standard error, which takes them). The
+    /// exit code if anything was reported: errors before findings.
+    fn report(&mut self) -> Result<Option<ExitCode>, CliError> {
         let mut findings = false;
         for finding in self
             .compiled
@@ -200,10 +193,12 @@ impl Outcome {
             out(format_args!("{finding}\n"))?;
             findings = true;
         }
-        for error in &self.errors {
+        let errors = std::mem::take(&mut self.errors);
+        let failed = !errors.is_empty();
+        for error in errors {
             report_error(error);
         }
-        Ok(if !self.errors.is_empty() {
+        Ok(if failed {
             Some(ExitCode::from(EXIT_ERROR))
         } else if findings {
             Some(ExitCode::from(EXIT_FINDINGS))
@@ -247,9 +242,10 @@ fn render(
     selection: &Selection,
     check: bool,
 ) -> Result<ExitCode, CliError> {
-    let outcome = compile_selected(repo, shared, selection)?;
+    let mut outcome = compile_selected(repo, shared, selection)?;
     let verdict = outcome.report()?;
-    if let Some(code) = verdict.filter(|_| !check || !outcome.errors.is_empty()) {
+    let failed = verdict == Some(ExitCode::from(EXIT_ERROR));
+    if let Some(code) = verdict.filter(|_| !check || failed) {
         note(format_args!("nothing written"));
         return Ok(code);
     }
@@ -382,7 +378,7 @@ fn diff_environments(
 }
 
 fn validate(repo: &Repo, shared: &Shared, selection: &Selection) -> Result<ExitCode, CliError> {
-    let outcome = compile_selected(repo, shared, selection)?;
+    let mut outcome = compile_selected(repo, shared, selection)?;
     if let Some(code) = outcome.report()? {
         return Ok(code);
     }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            cli::report_error(&error);
+            cli::report_error(error);
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

@@ -55,6 +55,15 @@ impl Scratch {
         fs::write(&path, text.replacen(from, to, 1)).expect("write input");
     }
 
+    /// Runs `ehs <args>` and expects it to refuse: exit 2 with `expected` on standard error.
+    fn refuses(&self, args: &[&str], expected: &str) {
+        self.ehs()
+            .args(args)
+            .assert()
+            .code(EXIT_ERROR)
+            .stderr(predicate::str::contains(expected));
+    }
+
     fn rendered(&self) -> BTreeMap<String, Vec<u8>> {
         read_tree(&self.root().join("rendered"))
     }
@@ -437,27 +446,16 @@ fn environment_file_names_must_be_dns_labels() {
         )
         .unwrap();
         let before = scratch.rendered();
+        let expected = format!(
+            "error: {shown}: `{}` is not a valid DNS label: use 1 to 63 lowercase letters, \
+             digits or `-`, starting and ending with a letter or digit (e.g. `ehs-prod`); an \
+             environment file is named `<name>.yaml` where <name> is a DNS label",
+            &shown["environments/".len()..shown.len() - ".yaml".len()]
+        );
         for args in [&["render"][..], &["validate"], &["render", "--check"]] {
-            scratch
-                .ehs()
-                .args(args)
-                .assert()
-                .code(EXIT_ERROR)
-                .stderr(predicate::str::contains(format!(
-                    "error: {shown}: `{}` is not a valid DNS label: use 1 to 63 lowercase \
-                     letters, digits or `-`",
-                    &shown["environments/".len()..shown.len() - ".yaml".len()]
-                )))
-                .stderr(predicate::str::contains(
-                    "an environment file is named `<name>.yaml` where <name> is a DNS label",
-                ));
+            scratch.refuses(args, &expected);
         }
-        scratch
-            .ehs()
-            .args(["render", "--env", name])
-            .assert()
-            .code(EXIT_ERROR)
-            .stderr(predicate::str::contains(shown));
+        scratch.refuses(&["render", "--env", name], shown);
         assert!(scratch.rendered() == before, "{name:?}: rendered/ changed");
     }
 }
@@ -474,15 +472,11 @@ fn two_environments_may_not_share_a_namespace() {
     )
     .unwrap();
     for args in [&["render"][..], &["validate"]] {
-        scratch
-            .ehs()
-            .args(args)
-            .assert()
-            .code(EXIT_ERROR)
-            .stderr(predicate::str::contains(
-                "error: environments/staging.yaml:3:12: namespace `ehs-dev` is already the \
-                 namespace of environments/dev.yaml; give every environment a namespace of its own",
-            ));
+        scratch.refuses(
+            args,
+            "error: environments/staging.yaml:3:12: namespace `ehs-dev` is already the \
+             namespace of environments/dev.yaml; give every environment a namespace of its own",
+        );
     }
     assert!(scratch.rendered() == before);
 }
@@ -548,14 +542,7 @@ fn check_fails_on_an_up_to_date_tree_that_is_invalid() {
 
 #[test]
 fn diff_usage_names_both_forms_and_errors_print_once() {
-    Scratch::new()
-        .ehs()
-        .arg("diff")
-        .assert()
-        .code(EXIT_ERROR)
-        .stderr(predicate::str::contains(
-            "Usage: ehs diff <--env <ENV>|<FROM> <TO>>",
-        ));
+    Scratch::new().refuses(&["diff"], "Usage: ehs diff <--env <ENV>|<FROM> <TO>>");
 
     let scratch = Scratch::new();
     scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 10Gx");
