@@ -8,7 +8,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::diff::{self, ReportStyle};
 use crate::emit;
@@ -34,11 +34,12 @@ enum Command {
     /// Write `rendered/<env>/` for one or more environments (all of them by default).
     ///
     /// Every selected environment is compiled and validated before anything is written; on any
-    /// error nothing changes. Files no longer produced are removed.
+    /// error or finding nothing changes. Files no longer produced are removed.
     Render {
         #[command(flatten)]
         selection: Selection,
-        /// Write nothing; exit 1 with a diff if `rendered/` differs from a fresh render (for CI).
+        /// Write nothing; exit 1 with the findings and a diff if validation fails or `rendered/`
+        /// differs from a fresh render (for CI).
         #[arg(long)]
         check: bool,
     },
@@ -47,12 +48,14 @@ enum Command {
     ///
     /// Opens with a summary per component, then a unified diff per object. Secret values are
     /// never printed. Exit 0 = no differences, 1 = differences, 2 = error.
+    // One required group of both forms, so a bare `ehs diff` shows both in its usage error.
+    #[command(group(ArgGroup::new("compare").required(true).args(["env", "environments"])))]
     Diff {
         /// Compare this environment's fresh render with its committed `rendered/` files.
-        #[arg(long, value_name = "ENV", conflicts_with = "environments")]
+        #[arg(long, value_name = "ENV")]
         env: Option<String>,
         /// Two environments to compare with each other; their namespaces are normalised.
-        #[arg(num_args = 2, value_names = ["FROM", "TO"], required_unless_present = "env")]
+        #[arg(num_args = 2, value_names = ["FROM", "TO"])]
         environments: Vec<String>,
         /// Colour the diff: auto (on a terminal), always or never.
         #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
@@ -118,6 +121,8 @@ pub enum CliError {
 }
 
 pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code for errors: bad input, unreadable or unwritable files.
+pub const EXIT_ERROR: u8 = 2;
 
 /// Writes to standard output. A reader that closed the pipe early (`ehs diff | head`) has seen
 /// what it wanted: the rest is dropped and the command still ends with its own exit code.
@@ -127,6 +132,11 @@ fn out(text: impl fmt::Display) -> Result<(), CliError> {
         Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Stdout(error)),
         _ => Ok(()),
     }
+}
+
+/// Prints an error and the errors it wraps on standard error: `error: outer: inner`.
+pub fn report_error(error: impl Into<anyhow::Error>) {
+    note(format_args!("error: {:#}", error.into()));
 }
 
 /// Writes a line to standard error. When even that fails there is nowhere left to report it, so
@@ -162,37 +172,68 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Names selected by `--env` / `--all`; all environments when none is named.
-fn selected(repo: &Repo, selection: &Selection) -> Result<Vec<String>, PipelineError> {
-    if selection.environments.is_empty() {
-        Ok(repo.environment_names()?)
-    } else {
-        Ok(selection.environments.clone())
+/// Environments compiled in memory, and every error met on the way: all environments are
+/// compiled even when one fails, so one run reports everything.
+struct Outcome {
+    names: Vec<String>,
+    compiled: Vec<Compiled>,
+    errors: Vec<PipelineError>,
+}
+
+impl Outcome {
+    /// Prints every finding (standard output) and error (standard error, which takes them). The
+    /// exit code if anything was reported: errors before findings.
+    fn report(&mut self) -> Result<Option<ExitCode>, CliError> {
+        let mut findings = false;
+        for finding in self
+            .compiled
+            .iter()
+            .flat_map(|environment| &environment.findings)
+        {
+            out(format_args!("{finding}\n"))?;
+            findings = true;
+        }
+        let errors = std::mem::take(&mut self.errors);
+        let failed = !errors.is_empty();
+        for error in errors {
+            report_error(error);
+        }
+        Ok(if failed {
+            Some(ExitCode::from(EXIT_ERROR))
+        } else if findings {
+            Some(ExitCode::from(EXIT_FINDINGS))
+        } else {
+            None
+        })
     }
 }
 
-fn compile_all(
+/// Compiles the environments selected by `--env` / `--all` (all of them when none is named).
+fn compile_selected(
     repo: &Repo,
     shared: &Shared,
-    names: &[String],
-) -> Result<Vec<Compiled>, PipelineError> {
-    names
-        .iter()
-        .map(|name| pipeline::compile(repo, shared, name))
-        .collect()
-}
-
-/// Prints findings; true if there were any.
-fn report_findings(compiled: &[Compiled]) -> Result<bool, CliError> {
-    let mut any = false;
-    for finding in compiled
-        .iter()
-        .flat_map(|environment| &environment.findings)
-    {
-        out(format_args!("{finding}\n"))?;
-        any = true;
+    selection: &Selection,
+) -> Result<Outcome, PipelineError> {
+    let (names, mut errors) = if selection.environments.is_empty() {
+        let listing = repo.environments()?;
+        let invalid = listing.invalid.into_iter().map(PipelineError::from);
+        (listing.names, invalid.collect())
+    } else {
+        (selection.environments.clone(), Vec::new())
+    };
+    let mut compiled = Vec::new();
+    for name in &names {
+        match pipeline::compile(repo, shared, name) {
+            Ok(environment) => compiled.push(environment),
+            Err(error) => errors.push(error),
+        }
     }
-    Ok(any)
+    errors.extend(pipeline::shared_namespaces(repo, &compiled));
+    Ok(Outcome {
+        names,
+        compiled,
+        errors,
+    })
 }
 
 fn render(
@@ -201,9 +242,15 @@ fn render(
     selection: &Selection,
     check: bool,
 ) -> Result<ExitCode, CliError> {
-    let names = selected(repo, selection)?;
-    let compiled = compile_all(repo, shared, &names)?;
+    let mut outcome = compile_selected(repo, shared, selection)?;
+    let verdict = outcome.report()?;
+    let failed = verdict == Some(ExitCode::from(EXIT_ERROR));
+    if let Some(code) = verdict.filter(|_| !check || failed) {
+        note(format_args!("nothing written"));
+        return Ok(code);
+    }
     let rendered_dir = repo.rendered_dir();
+    let names = &outcome.names;
     // Without --env, environments that no longer exist are stale too.
     let orphans: Vec<String> = if selection.environments.is_empty() {
         emit::rendered_environments(&rendered_dir)
@@ -217,7 +264,7 @@ fn render(
 
     if check {
         let mut stale = false;
-        for environment in &compiled {
+        for environment in &outcome.compiled {
             let committed = emit::read_environment(&rendered_dir, &environment.name)
                 .map_err(PipelineError::from)?;
             let changes = diff::compare(&committed, &environment.files);
@@ -241,22 +288,28 @@ fn render(
             note(format_args!(
                 "rendered/ is stale: run `ehs render` and commit the result"
             ));
+        }
+        if verdict.is_some() {
+            note(format_args!("validation failed: fix the findings above"));
+        }
+        if stale || verdict.is_some() {
             return Ok(ExitCode::from(EXIT_FINDINGS));
         }
         note(format_args!(
-            "rendered/ is up to date ({})",
+            "rendered/ is up to date and valid ({})",
             names.join(", ")
         ));
         return Ok(ExitCode::SUCCESS);
     }
 
-    if report_findings(&compiled)? {
-        note(format_args!("validation failed: nothing written"));
-        return Ok(ExitCode::from(EXIT_FINDINGS));
-    }
-    for environment in &compiled {
-        emit::write_environment(&rendered_dir, &environment.name, &environment.files)
-            .map_err(PipelineError::from)?;
+    let environments: Vec<(&str, &emit::Files)> = outcome
+        .compiled
+        .iter()
+        .map(|environment| (environment.name.as_str(), &environment.files))
+        .collect();
+    emit::write_environments(&rendered_dir, &environments, &orphans)
+        .map_err(PipelineError::from)?;
+    for environment in &outcome.compiled {
         note(format_args!(
             "rendered {RENDERED_DIR}/{}/ ({} files)",
             environment.name,
@@ -264,7 +317,6 @@ fn render(
         ));
     }
     for orphan in &orphans {
-        emit::remove_environment(&rendered_dir, orphan).map_err(PipelineError::from)?;
         note(format_args!(
             "removed {RENDERED_DIR}/{orphan}/ (no environment file)"
         ));
@@ -326,12 +378,11 @@ fn diff_environments(
 }
 
 fn validate(repo: &Repo, shared: &Shared, selection: &Selection) -> Result<ExitCode, CliError> {
-    let names = selected(repo, selection)?;
-    let compiled = compile_all(repo, shared, &names)?;
-    if report_findings(&compiled)? {
-        return Ok(ExitCode::from(EXIT_FINDINGS));
+    let mut outcome = compile_selected(repo, shared, selection)?;
+    if let Some(code) = outcome.report()? {
+        return Ok(code);
     }
-    note(format_args!("valid: {}", names.join(", ")));
+    note(format_args!("valid: {}", outcome.names.join(", ")));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -75,44 +75,161 @@ pub fn render_files(environment_file: &str, objects: &[Manifest]) -> Result<File
     Ok(files)
 }
 
-/// Replaces `rendered/<env>/` with exactly `files`. The new tree is written beside the old one
-/// and swapped in by renames, so a failure part-way leaves the committed tree as it was.
-pub fn write_environment(
+/// The longest rendered line, in characters, a reviewer is expected to read. Reviewers read
+/// `rendered/` as a pull-request diff: 160 columns is what a unified diff shows without
+/// horizontal scrolling on a laptop screen at a common font size, twice the classic 80-column
+/// terminal, and leaves room for the longest line the platform renders today (Kafka's
+/// `controller.quorum.voters` with three voters, 151 characters).
+pub const MAX_LINE_CHARS: usize = 160;
+
+/// A rendered line longer than [`MAX_LINE_CHARS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongLine {
+    /// Path relative to `rendered/<env>/`.
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    pub chars: usize,
+}
+
+/// Every line of `files` a reviewer could not read in one piece.
+pub fn long_lines(files: &Files) -> Vec<LongLine> {
+    files
+        .iter()
+        .flat_map(|(file, content)| {
+            content
+                .lines()
+                .enumerate()
+                .map(|(index, line)| (index + 1, line.chars().count()))
+                .filter(|&(_, chars)| chars > MAX_LINE_CHARS)
+                .map(|(line, chars)| LongLine {
+                    file: file.clone(),
+                    line,
+                    chars,
+                })
+        })
+        .collect()
+}
+
+/// Replaces `rendered/<env>/` of every environment in `environments` with exactly its files and
+/// removes the trees of the environments in `remove`: all of it or, on any failure, none of it.
+/// Every new tree is first written beside the old ones; only when all are complete are they
+/// swapped in by renames, and a failed rename puts back what was already swapped.
+pub fn write_environments(
+    rendered_dir: &Path,
+    environments: &[(&str, &Files)],
+    remove: &[String],
+) -> Result<(), EmitError> {
+    fs::create_dir_all(rendered_dir).map_err(io_error(rendered_dir, "create directory"))?;
+    let mut staged = Vec::new();
+    for (environment, files) in environments {
+        let staging = rendered_dir.join(format!(".{environment}.staging"));
+        // Recorded before writing, so a tree that failed half-way is removed as well.
+        staged.push(staging.clone());
+        if let Err(error) = write_tree(&staging, files) {
+            discard(&staged);
+            return Err(error);
+        }
+    }
+    let replacements = environments
+        .iter()
+        .map(|(environment, _)| *environment)
+        .zip(staged.iter().map(Some))
+        .chain(
+            remove
+                .iter()
+                .map(|environment| (environment.as_str(), None)),
+        );
+    let mut swapped: Vec<Swap> = Vec::new();
+    for (environment, staging) in replacements {
+        match swap_in(rendered_dir, environment, staging) {
+            Ok(swap) => swapped.push(swap),
+            Err(error) => {
+                for swap in swapped.iter().rev() {
+                    swap.undo();
+                }
+                discard(&staged);
+                return Err(error);
+            }
+        }
+    }
+    // Everything is in place. An old tree that cannot be removed is hidden (its name starts with
+    // a dot) and removed by the next render, so it does not fail this one.
+    for swap in &swapped {
+        let _ = remove_dir_if_present(&swap.previous);
+    }
+    Ok(())
+}
+
+/// One environment's tree moved aside (to `previous`) and, unless it was removed, replaced.
+struct Swap {
+    target: PathBuf,
+    previous: PathBuf,
+    had_previous: bool,
+    replaced: bool,
+}
+
+impl Swap {
+    /// Puts the old tree back. Best effort: this runs only while reporting another failure.
+    fn undo(&self) {
+        if self.replaced {
+            let _ = fs::remove_dir_all(&self.target);
+        }
+        if self.had_previous {
+            let _ = fs::rename(&self.previous, &self.target);
+        }
+    }
+}
+
+fn swap_in(
     rendered_dir: &Path,
     environment: &str,
-    files: &Files,
-) -> Result<(), EmitError> {
+    staging: Option<&PathBuf>,
+) -> Result<Swap, EmitError> {
     let target = rendered_dir.join(environment);
-    let staging = rendered_dir.join(format!(".{environment}.staging"));
     let previous = rendered_dir.join(format!(".{environment}.previous"));
-    remove_dir_if_present(&staging)?;
     remove_dir_if_present(&previous)?;
+    let had_previous = target.exists();
+    if had_previous {
+        fs::rename(&target, &previous).map_err(io_error(&target, "move aside"))?;
+    }
+    let mut swap = Swap {
+        target,
+        previous,
+        had_previous,
+        replaced: false,
+    };
+    if let Some(staging) = staging {
+        if let Err(source) = fs::rename(staging, &swap.target) {
+            swap.undo();
+            return Err(EmitError::Io {
+                path: display(&swap.target),
+                action: "replace",
+                source,
+            });
+        }
+        swap.replaced = true;
+    }
+    Ok(swap)
+}
+
+fn write_tree(root: &Path, files: &Files) -> Result<(), EmitError> {
+    remove_dir_if_present(root)?;
     for (relative, content) in files {
-        let path = staging.join(relative);
+        let path = root.join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io_error(parent, "create directory"))?;
         }
         fs::write(&path, content).map_err(io_error(&path, "write"))?;
     }
-    fs::create_dir_all(rendered_dir).map_err(io_error(rendered_dir, "create directory"))?;
-    if target.exists() {
-        fs::rename(&target, &previous).map_err(io_error(&target, "move aside"))?;
-    }
-    if let Err(source) = fs::rename(&staging, &target) {
-        // Put the old tree back so the checkout is unchanged.
-        let _ = fs::rename(&previous, &target);
-        return Err(EmitError::Io {
-            path: display(&target),
-            action: "replace",
-            source,
-        });
-    }
-    remove_dir_if_present(&previous)
+    Ok(())
 }
 
-/// Removes `rendered/<name>/` trees whose environment no longer exists.
-pub fn remove_environment(rendered_dir: &Path, environment: &str) -> Result<(), EmitError> {
-    remove_dir_if_present(&rendered_dir.join(environment))
+/// Removes staging trees after a failure. Best effort: the failure is what gets reported.
+fn discard(staged: &[PathBuf]) {
+    for staging in staged {
+        let _ = remove_dir_if_present(staging);
+    }
 }
 
 /// Names of the environment directories under `rendered/`.
@@ -200,12 +317,16 @@ pub fn to_yaml(value: &Value) -> String {
         Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0, true, None),
         Value::Array(items) if !items.is_empty() => write_sequence(&mut out, items, 0),
         scalar => {
-            write_scalar(&mut out, scalar, 0);
+            write_scalar(&mut out, scalar, NO_BLOCK);
             out.push('\n');
         }
     }
     out
 }
+
+/// `block_indent` of a scalar that is a whole document: there is no key or dash for a block to
+/// be indented under, so multi-line text stays double-quoted.
+const NO_BLOCK: usize = 0;
 
 /// Keys in output order: the leading keys first (top level only), then sorted.
 fn ordered_keys(map: &Map<String, Value>, top_level: bool) -> Vec<&String> {
@@ -283,52 +404,60 @@ fn write_sequence(out: &mut String, items: &[Value], indent: usize) {
 }
 
 /// Writes a scalar (or an empty collection) on the current line; block text continues on
-/// following lines indented by `block_indent`.
+/// following lines indented by `block_indent`, which is always two columns past the key or dash
+/// the scalar belongs to.
 fn write_scalar(out: &mut String, value: &Value, block_indent: usize) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
         Value::Number(number) => out.push_str(&number.to_string()),
-        Value::String(text) => match literal_block(text) {
-            Some((indicator, lines)) => {
-                out.push_str(indicator);
-                for line in lines {
-                    out.push('\n');
-                    if !line.is_empty() {
-                        push_indent(out, block_indent);
-                        out.push_str(line);
-                    }
-                }
-            }
-            None => out.push_str(&scalar_text(text)),
-        },
+        Value::String(text) if block_indent != NO_BLOCK && is_block_text(text) => {
+            write_literal_block(out, text, block_indent)
+        }
+        Value::String(text) => out.push_str(&scalar_text(text)),
         Value::Array(_) => out.push_str("[]"),
         Value::Object(_) => out.push_str("{}"),
     }
 }
 
-/// Multi-line text as a literal block (`|` keeps one final newline, `|-` none), when that
-/// reproduces the text exactly; otherwise `None` and the text is double-quoted.
-fn literal_block(text: &str) -> Option<(&'static str, Vec<&str>)> {
-    if !text.contains('\n') || text.starts_with([' ', '\t', '\n']) {
-        return None;
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return None;
-    }
-    let (indicator, body) = match text.strip_suffix('\n') {
-        Some(body) if body.ends_with('\n') => return None,
-        Some(body) => ("|", body),
-        None => ("|-", text),
+/// Multi-line text goes into a literal block, one source line per rendered line, so a changed
+/// line of a config file shows up in review as that line. Characters a block cannot hold (other
+/// line breaks, control characters, a byte-order mark) leave the text double-quoted instead.
+fn is_block_text(text: &str) -> bool {
+    text.contains('\n')
+        && !text.chars().any(|c| {
+            (c.is_control() && c != '\n' && c != '\t')
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                )
+        })
+}
+
+/// A literal block that reads back as exactly `text`. The chomping indicator carries the final
+/// line breaks: `|-` none, `|` one, `|+` more (trailing blank lines kept). An indentation
+/// indicator is added when the text itself starts with white space or a blank line, which a reader
+/// would otherwise take for indentation.
+fn write_literal_block(out: &mut String, text: &str, indent: usize) {
+    let (chomping, body) = match text.strip_suffix('\n') {
+        None => ("-", text),
+        Some(body) if body.is_empty() || body.ends_with('\n') => ("+", body),
+        Some(body) => ("", body),
     };
-    // Trailing whitespace on a line would be invisible in review and fragile in editors.
-    if body.lines().any(|line| line.ends_with([' ', '\t'])) {
-        return None;
+    out.push('|');
+    if text.starts_with([' ', '\t', '\n']) {
+        // Relative to the key or dash: the content sits two columns further in.
+        out.push('2');
     }
-    Some((indicator, body.split('\n').collect()))
+    out.push_str(chomping);
+    for line in body.split('\n') {
+        out.push('\n');
+        // Blank lines carry no indentation: no trailing white space the text does not have.
+        if !line.is_empty() {
+            push_indent(out, indent);
+            out.push_str(line);
+        }
+    }
 }
 
 /// A single-line scalar: plain when unambiguous, else double-quoted.
@@ -336,9 +465,36 @@ fn scalar_text(text: &str) -> String {
     if is_plain_safe(text) {
         text.to_owned()
     } else {
-        // A JSON string is a valid YAML double-quoted scalar.
-        Value::String(text.to_owned()).to_string()
+        double_quoted(text)
     }
+}
+
+/// A YAML double-quoted scalar. Everything outside printable ASCII and ordinary Unicode text is
+/// escaped, so the file holds no control characters or byte sequences another reader might take
+/// for line breaks (U+0085, U+2028, U+2029).
+fn double_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Words YAML 1.1 or 1.2 readers turn into booleans or null.
@@ -441,6 +597,125 @@ mod tests {
         ] {
             assert_eq!(scalar_text(text), text);
         }
+    }
+
+    fn reads_back(value: &Value) -> String {
+        let yaml = to_yaml(value);
+        let parsed: Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(&parsed, value, "{yaml}");
+        yaml
+    }
+
+    #[test]
+    fn multi_line_text_is_one_rendered_line_per_line_and_reads_back_exactly() {
+        for text in [
+            "a\nb",
+            "a\nb\n",
+            "a\nb\n\n",
+            "a\n\n\nb\n\n\n",
+            "\n",
+            "\n\n",
+            "\na",
+            "\n  a\n",
+            "  leading spaces\nnext\n",
+            "\tleading tab\n",
+            "trailing spaces  \nx\n",
+            "a\n   \nb\n",
+            "a\n  \n",
+            "a\n\tb\t\n",
+            "---\n...\n# not a comment\n- not a list\nkey: value\n",
+            "\"quoted\" 'single' \\ back\n",
+            "unicode ü ✓\n",
+        ] {
+            let yaml = reads_back(&json!({"data": {"file": text}, "list": [text]}));
+            assert!(yaml.contains("file: |"), "{text:?} not a block:\n{yaml}");
+            assert!(
+                yaml.contains("- |"),
+                "{text:?} not a block in a list:\n{yaml}"
+            );
+            let in_map = to_yaml(&json!({"k": text}));
+            assert_eq!(
+                in_map.lines().count(),
+                1 + text.strip_suffix('\n').unwrap_or(text).split('\n').count(),
+                "{text:?}: one line per line\n{in_map}"
+            );
+        }
+    }
+
+    #[test]
+    fn block_indicators() {
+        assert_eq!(to_yaml(&json!({"k": "a\nb"})), "k: |-\n  a\n  b\n");
+        assert_eq!(to_yaml(&json!({"k": "a\n"})), "k: |\n  a\n");
+        assert_eq!(to_yaml(&json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+        assert_eq!(to_yaml(&json!({"k": " a\n"})), "k: |2\n   a\n");
+        assert_eq!(to_yaml(&json!({"k": "\n\n"})), "k: |2+\n\n\n");
+        assert_eq!(
+            to_yaml(&json!({"m": {"k": [" a\nb"]}})),
+            "m:\n  k:\n  - |2-\n     a\n    b\n"
+        );
+    }
+
+    /// Text a literal block cannot hold stays double-quoted, escaped, and still reads back.
+    #[test]
+    fn text_a_block_cannot_hold_is_quoted() {
+        for text in [
+            "crlf\r\nline\r\n",
+            "a\u{2028}b\n",
+            "bell\u{7}\n",
+            "\u{feff}bom\n",
+            "nel\u{85}x\n",
+        ] {
+            let yaml = reads_back(&json!({"k": text}));
+            assert!(yaml.starts_with("k: \""), "{yaml}");
+            assert_eq!(yaml.lines().count(), 1, "{yaml}");
+            assert!(
+                yaml.chars().all(|c| c == '\n' || !c.is_control()),
+                "{yaml:?}"
+            );
+        }
+        // A whole-document scalar has no key to indent a block under.
+        assert_eq!(to_yaml(&json!("a\nb")), "\"a\\nb\"\n");
+    }
+
+    /// Every object the committed environments render reads back as itself.
+    #[test]
+    fn committed_environments_read_back_exactly() {
+        let templates = crate::resolve::tests::templates();
+        for environment in ["dev", "prod"] {
+            let platform = crate::resolve::tests::platform(environment);
+            let objects = crate::components::build_all(&platform, &templates).unwrap();
+            for object in &objects {
+                reads_back(&object.value);
+            }
+            let blocks = objects
+                .iter()
+                .map(|object| to_yaml(&object.value))
+                .filter(|yaml| yaml.contains(": |"))
+                .count();
+            assert!(blocks >= 2, "{environment}: config files are blocks");
+        }
+    }
+
+    #[test]
+    fn lines_longer_than_the_limit_are_reported_with_file_and_line() {
+        let files = Files::from([
+            (
+                "a.yaml".to_owned(),
+                format!("x\n{}\n", "y".repeat(MAX_LINE_CHARS)),
+            ),
+            (
+                "b.yaml".to_owned(),
+                format!("x\ny\n{}\n", "é".repeat(MAX_LINE_CHARS + 1)),
+            ),
+        ]);
+        assert_eq!(
+            long_lines(&files),
+            [LongLine {
+                file: "b.yaml".to_owned(),
+                line: 3,
+                chars: MAX_LINE_CHARS + 1,
+            }]
+        );
     }
 
     #[test]

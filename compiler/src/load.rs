@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::components;
-use crate::model::Environment;
+use crate::model::{check_dns_label, Environment};
 use crate::templates::{TemplateError, Templates};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -29,7 +29,7 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}\n{snippet}")]
+    #[error("{path}:{line}:{column}: {message}{snippet}")]
     Yaml {
         path: String,
         line: u64,
@@ -37,6 +37,11 @@ pub enum LoadError {
         message: String,
         snippet: String,
     },
+    #[error(
+        "{path}: {reason}; an environment file is named `<name>.yaml` where <name> is a DNS \
+         label, because the name becomes the directory `rendered/<name>/` (e.g. `prod.yaml`)"
+    )]
+    EnvironmentFileName { path: String, reason: String },
     #[error("no environment `{name}`; available: {available}")]
     UnknownEnvironment { name: String, available: String },
     #[error(transparent)]
@@ -79,6 +84,15 @@ pub struct EnvironmentFile {
     pub environment: Environment,
 }
 
+/// The environment files found in `environments/`.
+#[derive(Debug, Default)]
+pub struct EnvironmentListing {
+    /// Stems of the valid file names, sorted.
+    pub names: Vec<String>,
+    /// One error per `*.yaml` file whose name is not a valid environment name.
+    pub invalid: Vec<LoadError>,
+}
+
 impl Repo {
     /// The nearest directory at or above `start` that holds `environments/`.
     pub fn discover(start: &Path) -> Result<Repo, LoadError> {
@@ -97,27 +111,38 @@ impl Repo {
         self.root.join(RENDERED_DIR)
     }
 
-    /// Names of all environments (`environments/*.yaml`), sorted.
-    pub fn environment_names(&self) -> Result<Vec<String>, LoadError> {
+    /// Every `environments/*.yaml`, sorted, with the names that cannot be environments apart.
+    pub fn environments(&self) -> Result<EnvironmentListing, LoadError> {
         let dir = self.root.join(ENVIRONMENTS_DIR);
         let read_error = |source| LoadError::Read {
             path: ENVIRONMENTS_DIR.to_owned(),
             source,
         };
-        let mut names = Vec::new();
+        let mut listing = EnvironmentListing::default();
         for entry in fs::read_dir(&dir).map_err(read_error)? {
             let path = entry.map_err(read_error)?.path();
-            if path.extension().is_some_and(|ext| ext == "yaml") {
-                if let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) {
-                    names.push(stem.to_owned());
-                }
+            if path.extension().is_none_or(|ext| ext != "yaml") {
+                continue;
+            }
+            let stem = path.file_stem().map(|stem| stem.to_string_lossy());
+            let stem = stem.as_deref().unwrap_or_default();
+            match check_environment_name(stem) {
+                Ok(()) => listing.names.push(stem.to_owned()),
+                Err(error) => listing.invalid.push(error),
             }
         }
-        names.sort();
-        Ok(names)
+        listing.names.sort();
+        listing.invalid.sort_by_cached_key(ToString::to_string);
+        Ok(listing)
+    }
+
+    /// Names of the valid environments (`environments/*.yaml`), sorted.
+    pub fn environment_names(&self) -> Result<Vec<String>, LoadError> {
+        Ok(self.environments()?.names)
     }
 
     pub fn environment(&self, name: &str) -> Result<EnvironmentFile, LoadError> {
+        check_environment_name(name)?;
         let available = self.environment_names()?;
         if !available.iter().any(|known| known == name) {
             return Err(LoadError::UnknownEnvironment {
@@ -132,6 +157,14 @@ impl Repo {
             path,
             environment,
         })
+    }
+
+    /// Line and column of an environment file's `namespace` value, which the typed model does
+    /// not keep: a second, lenient read of the file, for messages about the namespace.
+    pub fn namespace_position(&self, file: &EnvironmentFile) -> Result<(u64, u64), LoadError> {
+        let located: NamespaceLocation = self.parse(&file.path)?;
+        let location = located.namespace.referenced;
+        Ok((location.line(), location.column()))
     }
 
     /// Every `components/<component>/*.j2`, named `<component>/<file>`.
@@ -169,6 +202,23 @@ impl Repo {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct NamespaceLocation {
+    namespace: serde_saphyr::Spanned<serde::de::IgnoredAny>,
+}
+
+/// An environment's name becomes a directory under `rendered/` and part of every rendered file's
+/// header comment, so it must be a DNS label: no path separators, dots, white space or line breaks.
+fn check_environment_name(name: &str) -> Result<(), LoadError> {
+    // Escaping turns only characters a DNS label never holds into others it never holds, so the
+    // escaped name is valid exactly when the name is, and the message stays on one line.
+    let printable = name.escape_debug().to_string();
+    check_dns_label(&printable).map_err(|reason| LoadError::EnvironmentFileName {
+        path: format!("{ENVIRONMENTS_DIR}/{printable}.yaml"),
+        reason,
+    })
+}
+
 pub fn defaults_path(component: &str) -> String {
     format!("{COMPONENTS_DIR}/{component}/{DEFAULTS_FILE}")
 }
@@ -187,20 +237,40 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Load
         let message = plain
             .rsplit_once(" at line ")
             .map_or(plain.as_str(), |(message, _)| message);
-        let with_snippet = error.render_with_options(serde_saphyr::render_options! {
-            source_name: Some(path),
-        });
-        let snippet = with_snippet
-            .split_once('\n')
-            .map_or("", |(_, snippet)| snippet);
         LoadError::Yaml {
             path: path.to_owned(),
             line,
             column,
             message: with_hint(message),
-            snippet: snippet.trim_end().to_owned(),
+            snippet: snippet(text, line, column),
         }
     })
+}
+
+/// The lines around `line`, numbered, with a caret under `column`, on lines of their own after
+/// the message. The message and its position are not repeated: the first line already says them.
+fn snippet(text: &str, line: u64, column: u64) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let (Ok(line), Ok(column)) = (usize::try_from(line), usize::try_from(column)) else {
+        return String::new();
+    };
+    if line == 0 || line > lines.len() {
+        return String::new();
+    }
+    let first = line.saturating_sub(2).max(1);
+    let last = (line + 2).min(lines.len());
+    let width = last.to_string().len();
+    let mut out = String::new();
+    for number in first..=last {
+        let source = format!("{number:>width$} | {}", lines[number - 1]);
+        out.push('\n');
+        out.push_str(source.trim_end());
+        if number == line {
+            let pad = " ".repeat(column.saturating_sub(1));
+            out.push_str(&format!("\n{:width$} | {pad}^", ""));
+        }
+    }
+    out
 }
 
 /// The YAML reader's terse type errors, completed with what would be valid.
@@ -252,6 +322,20 @@ mod tests {
         );
         // The snippet shows the offending line.
         assert!(boolean.contains("3 | production: maybe"), "{boolean}");
+    }
+
+    #[test]
+    fn environment_names_are_dns_labels() {
+        assert!(check_environment_name("prod").is_ok());
+        for name in ["", ".", "..", "a\nb", "a/b", "Prod", "a b", "a.b", "-a"] {
+            assert!(check_environment_name(name).is_err(), "{name:?}");
+        }
+        let message = check_environment_name("a\nb").unwrap_err().to_string();
+        assert!(
+            message.starts_with("environments/a\\nb.yaml: `a\\nb` is not a valid DNS label"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
     }
 
     #[test]

@@ -17,16 +17,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit code for errors: bad input, unreadable or unwritable files.
-const EXIT_ERROR: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match cli::run(cli).map_err(anyhow::Error::from) {
+    match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            cli::note(format_args!("error: {error:#}"));
-            ExitCode::from(EXIT_ERROR)
+            cli::report_error(error);
+            ExitCode::from(cli::EXIT_ERROR)
         }
     }
 }

@@ -63,9 +63,9 @@ pub struct ExternalObject {
 #[schemars(rename = "Image")]
 pub struct ImageLayer {
     /// Registry and repository, e.g. `docker.io/apache/kafka`.
-    pub repository: Option<String>,
+    pub repository: Option<ImageRepository>,
     /// Version tag, e.g. `4.1.1`.
-    pub tag: Option<String>,
+    pub tag: Option<ImageTag>,
 }
 
 /// CPU and memory requests and limits; any field may be overridden on its own.
@@ -93,8 +93,8 @@ pub struct ComputeLayer {
 /// A resolved container image.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Image {
-    pub repository: String,
-    pub tag: String,
+    pub repository: ImageRepository,
+    pub tag: ImageTag,
 }
 
 impl fmt::Display for Image {
@@ -185,6 +185,61 @@ const DNS_SUBDOMAIN_PATTERN: &str =
     "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const TOPIC_NAME_PATTERN: &str = "^[a-zA-Z0-9._-]{1,249}$";
 
+/// A registry host name component (`docker.io`, `localhost`), upper case allowed.
+macro_rules! host_label {
+    () => {
+        "[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
+    };
+}
+/// A path component of an image repository: lower case, separators only between alphanumerics.
+macro_rules! path_component {
+    () => {
+        "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*"
+    };
+}
+/// Editors' approximation of [`check_image_repository`] (which also limits the length). The
+/// first component is a registry exactly when it holds `.` or `:` or is `localhost`, as container
+/// runtimes read it.
+const IMAGE_REPOSITORY_PATTERN: &str = concat!(
+    "^(((?=[^/]*[.:])",
+    host_label!(),
+    "(\\.",
+    host_label!(),
+    ")*(:[0-9]+)?|localhost)/|(?![^/]*[.:][^/]*/)(?!localhost/))",
+    path_component!(),
+    "(/",
+    path_component!(),
+    ")*$"
+);
+const IMAGE_TAG_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$";
+const POD_SECURITY_VERSION_PATTERN: &str = "^(latest|v1\\.(0|[1-9][0-9]{0,2}))$";
+
+checked_string_type!(
+    /// An image repository in the OCI distribution reference grammar: an optional registry
+    /// (`host[:port]`, holding `.` or `:`, or `localhost`) and `/`-separated path components of
+    /// lowercase letters and digits joined by `.`, `_`, `__` or dashes; e.g.
+    /// `docker.io/apache/kafka`.
+    ImageRepository,
+    check_image_repository,
+    IMAGE_REPOSITORY_PATTERN
+);
+
+checked_string_type!(
+    /// An image tag: 1 to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`;
+    /// e.g. `4.1.1`.
+    ImageTag,
+    check_image_tag,
+    IMAGE_TAG_PATTERN
+);
+
+checked_string_type!(
+    /// A Pod Security Standard version: `latest` or a Kubernetes minor version `v1.<minor>`,
+    /// e.g. `v1.35`.
+    PodSecurityVersion,
+    check_pod_security_version,
+    POD_SECURITY_VERSION_PATTERN
+);
+
 checked_string_type!(
     /// A DNS-1123 label (RFC 1123): lowercase letters, digits and `-`, at most 63 characters,
     /// starting and ending with a letter or digit. Namespaces and most object names.
@@ -216,7 +271,7 @@ checked_string_type!(
     TOPIC_NAME_PATTERN
 );
 
-fn check_dns_label(text: &str) -> Result<(), String> {
+pub fn check_dns_label(text: &str) -> Result<(), String> {
     let valid = !text.is_empty()
         && text.len() <= 63
         && text
@@ -242,6 +297,95 @@ fn check_dns_subdomain(text: &str) -> Result<(), String> {
         Err(format!(
             "`{text}` is not a valid DNS subdomain: use dot-separated labels of lowercase \
              letters, digits or `-`, at most 253 characters (e.g. `energy.example.com`)"
+        ))
+    }
+}
+
+/// Longest repository name container runtimes accept.
+const IMAGE_REPOSITORY_MAX: usize = 255;
+
+fn check_image_repository(text: &str) -> Result<(), String> {
+    let (registry, path) = match text.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (Some(first), rest)
+        }
+        _ => (None, text),
+    };
+    let valid = text.len() <= IMAGE_REPOSITORY_MAX
+        && registry.is_none_or(is_registry)
+        && path.split('/').all(is_path_component);
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid image repository: use an optional registry (`host[:port]/`) \
+             and `/`-separated parts of lowercase letters and digits joined by `.`, `_`, `__` or \
+             `-`, at most {IMAGE_REPOSITORY_MAX} characters, without the tag (e.g. \
+             `docker.io/apache/kafka`)"
+        ))
+    }
+}
+
+fn is_registry(text: &str) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    };
+    let is_label = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        && host.split('.').all(is_label)
+}
+
+fn is_path_component(text: &str) -> bool {
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = text.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alphanumeric(first) || !alphanumeric(last) {
+        return false;
+    }
+    // Every run of separators must be `.`, `_`, `__` or any number of `-`.
+    text.split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .all(|separator| {
+            matches!(separator, "" | "." | "_" | "__") || separator.bytes().all(|b| b == b'-')
+        })
+}
+
+fn check_image_tag(text: &str) -> Result<(), String> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let valid = text.len() <= 128
+        && text.bytes().next().is_some_and(word)
+        && text.bytes().all(|b| word(b) || b == b'.' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid image tag: use 1 to 128 letters, digits, `_`, `.` or `-`, \
+             not starting with `.` or `-` (e.g. `4.1.1`)"
+        ))
+    }
+}
+
+fn check_pod_security_version(text: &str) -> Result<(), String> {
+    let minor = text.strip_prefix("v1.").unwrap_or_default();
+    let valid = text == "latest"
+        || (matches!(minor.len(), 1..=3)
+            && minor.bytes().all(|b| b.is_ascii_digit())
+            && (minor == "0" || !minor.starts_with('0')));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid Pod Security Standard version: use `latest` or a Kubernetes \
+             minor version `v1.<minor>` (e.g. `v1.35`)"
         ))
     }
 }
@@ -395,6 +539,80 @@ mod tests {
         let quantity = |text: &str| -> Quantity { serde_json::from_value(text.into()).unwrap() };
         assert_eq!(quantity("2Gi").whole_units(), 2 * 1024 * 1024 * 1024);
         assert_eq!(quantity("1500m").whole_units(), 1);
+    }
+
+    #[test]
+    fn image_references_follow_the_oci_grammar_and_the_schema_agrees() {
+        let repositories = [
+            ("docker.io/apache/kafka", true),
+            ("apache/kafka", true),
+            ("kafka", true),
+            ("localhost/ehs-bridge", true),
+            ("localhost:5000/ehs/bridge", true),
+            ("registry.example.com:443/a/b", true),
+            ("Registry.Example.com/a", true),
+            ("ghcr.io/a__b/c.d/e--f_g", true),
+            ("a.b", true),
+            ("", false),
+            (":", false),
+            ("docker.io/apache kafka", false),
+            ("Apache/kafka", false),
+            ("docker.io/Apache/kafka", false),
+            ("docker.io/apache/kafka:4.1.1", false),
+            ("a_b.c/x", false),
+            ("a:b/c", false),
+            ("a.b:/c", false),
+            ("-a.b/c", false),
+            ("a..b/c", false),
+            ("a/b/", false),
+            ("a//b", false),
+            ("a/.b", false),
+            ("a/b.", false),
+            ("a/b___c", false),
+            ("a/b._c", false),
+        ];
+        let tags = [
+            ("4.1.1", true),
+            ("latest", true),
+            ("_x", true),
+            ("V1-rc.2", true),
+            (&*"a".repeat(128), true),
+            (&*"a".repeat(129), false),
+            ("", false),
+            (".x", false),
+            ("-x", false),
+            ("a:b", false),
+            ("a b", false),
+            ("a@sha256", false),
+        ];
+        let versions = [
+            ("latest", true),
+            ("v1.35", true),
+            ("v1.0", true),
+            ("v1.", false),
+            ("v1.035", false),
+            ("1.35", false),
+            ("v2.1", false),
+            ("v1.35 ", false),
+            ("Latest", false),
+            ("v1.1000", false),
+        ];
+        fn agree<T: JsonSchema>(check: fn(&str) -> Result<(), String>, samples: &[(&str, bool)]) {
+            let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+            let validator = jsonschema::validator_for(&schema).unwrap();
+            for (sample, valid) in samples {
+                assert_eq!(check(sample).is_ok(), *valid, "{sample:?}");
+                assert_eq!(
+                    validator.is_valid(&serde_json::json!(sample)),
+                    *valid,
+                    "schema: {sample:?}"
+                );
+            }
+        }
+        agree::<ImageRepository>(check_image_repository, &repositories);
+        agree::<ImageTag>(check_image_tag, &tags);
+        agree::<PodSecurityVersion>(check_pod_security_version, &versions);
+        assert!(check_image_repository(&format!("a/{}", "b".repeat(254))).is_err());
     }
 
     #[test]

@@ -55,6 +55,15 @@ impl Scratch {
         fs::write(&path, text.replacen(from, to, 1)).expect("write input");
     }
 
+    /// Runs `ehs <args>` and expects it to refuse: exit 2 with `expected` on standard error.
+    fn refuses(&self, args: &[&str], expected: &str) {
+        self.ehs()
+            .args(args)
+            .assert()
+            .code(EXIT_ERROR)
+            .stderr(predicate::str::contains(expected));
+    }
+
     fn rendered(&self) -> BTreeMap<String, Vec<u8>> {
         read_tree(&self.root().join("rendered"))
     }
@@ -141,6 +150,51 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "  replicas: 3",
             "  replicas: -1",
             "environments/prod.yaml:15:13: -1 is not a valid count: use a whole number from 1",
+        ),
+        (
+            "image repository `:`",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    repository: \":\"\n  replicas: 3",
+            "environments/prod.yaml:16:17: `:` is not a valid image repository: use an optional \
+             registry (`host[:port]/`)",
+        ),
+        (
+            "image repository with a space",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    repository: docker.io/apache kafka\n  replicas: 3",
+            "environments/prod.yaml:16:17: `docker.io/apache kafka` is not a valid image repository",
+        ),
+        (
+            "empty image repository",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    repository: \"\"\n  replicas: 3",
+            "environments/prod.yaml:16:17: `` is not a valid image repository",
+        ),
+        (
+            "upper case in the image repository",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    repository: Apache/kafka\n  replicas: 3",
+            "environments/prod.yaml:16:17: `Apache/kafka` is not a valid image repository",
+        ),
+        (
+            "image tag",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    tag: 4.1.1:latest\n  replicas: 3",
+            "environments/prod.yaml:16:10: `4.1.1:latest` is not a valid image tag: use 1 to 128 \
+             letters, digits, `_`, `.` or `-`",
+        ),
+        (
+            "empty image tag",
+            "kafka:\n  replicas: 3",
+            "kafka:\n  image:\n    tag: \"\"\n  replicas: 3",
+            "environments/prod.yaml:16:10: `` is not a valid image tag",
+        ),
+        (
+            "pod security version",
+            "production: true\n",
+            "production: true\nnamespaceSettings:\n  podSecurityVersion: \"1.35\"\n",
+            "environments/prod.yaml:8:23: `1.35` is not a valid Pod Security Standard version: \
+             use `latest` or a Kubernetes minor version `v1.<minor>` (e.g. `v1.35`)",
         ),
     ];
     for (class, from, to, expected) in cases {
@@ -329,6 +383,172 @@ fn validation_findings_fail_render_without_writing() {
         .stdout(predicate::str::contains("replicationFactor"))
         .stderr(predicate::str::contains("nothing written"));
     assert!(scratch.rendered() == before);
+}
+
+/// A multi-environment render that fails part-way leaves every environment as it was: here dev
+/// would change, and prod's staging directory cannot be created (a file holds its name).
+#[test]
+fn a_failed_render_writes_no_environment() {
+    let scratch = Scratch::new();
+    scratch.edit(
+        "environments/dev.yaml",
+        "bridge:\n  config:",
+        "bridge:\n  replicas: 2\n  config:",
+    );
+    let rendered = scratch.root().join("rendered");
+    fs::write(rendered.join(".prod.staging"), "in the way\n").unwrap();
+    let before = scratch.rendered();
+    scratch
+        .ehs()
+        .args(["render", "--all"])
+        .assert()
+        .code(EXIT_ERROR)
+        .stderr(predicate::str::contains(
+            "rendered/.prod.staging: cannot remove",
+        ));
+    assert!(scratch.rendered() == before, "rendered/ changed");
+
+    // Without the obstacle the same render goes through, so the failure above was prod's alone.
+    fs::remove_file(rendered.join(".prod.staging")).unwrap();
+    scratch.ehs().args(["render", "--all"]).assert().success();
+    assert!(scratch.rendered() != before);
+}
+
+/// An environment's name becomes a directory and part of every file's header: anything but a
+/// DNS label is refused before anything is written, and the message says what is valid.
+#[test]
+fn environment_file_names_must_be_dns_labels() {
+    for (name, shown) in [
+        ("a\nb", "environments/a\\nb.yaml"),
+        (".", "environments/..yaml"),
+        ("..", "environments/...yaml"),
+        ("Prod", "environments/Prod.yaml"),
+        ("prod copy", "environments/prod copy.yaml"),
+    ] {
+        let scratch = Scratch::new();
+        fs::copy(
+            scratch.root().join("environments/dev.yaml"),
+            scratch.root().join(format!("environments/{name}.yaml")),
+        )
+        .unwrap();
+        let before = scratch.rendered();
+        let expected = format!(
+            "error: {shown}: `{}` is not a valid DNS label: use 1 to 63 lowercase letters, \
+             digits or `-`, starting and ending with a letter or digit (e.g. `ehs-prod`); an \
+             environment file is named `<name>.yaml` where <name> is a DNS label",
+            &shown["environments/".len()..shown.len() - ".yaml".len()]
+        );
+        for args in [&["render"][..], &["validate"], &["render", "--check"]] {
+            scratch.refuses(args, &expected);
+        }
+        scratch.refuses(&["render", "--env", name], shown);
+        assert!(scratch.rendered() == before, "{name:?}: rendered/ changed");
+    }
+}
+
+#[test]
+fn two_environments_may_not_share_a_namespace() {
+    let scratch = Scratch::new();
+    let before = scratch.rendered();
+    fs::write(
+        scratch.root().join("environments/staging.yaml"),
+        "# yaml-language-server: $schema=./environment.schema.json\n\
+         domain: staging.example.com\n\
+         namespace: ehs-dev\n",
+    )
+    .unwrap();
+    for args in [&["render"][..], &["validate"]] {
+        scratch.refuses(
+            args,
+            "error: environments/staging.yaml:3:12: namespace `ehs-dev` is already the \
+             namespace of environments/dev.yaml; give every environment a namespace of its own",
+        );
+    }
+    assert!(scratch.rendered() == before);
+}
+
+/// One run reports everything: prod's load error does not hide dev's findings.
+#[test]
+fn every_environment_is_reported_in_one_run() {
+    let scratch = Scratch::new();
+    let before = scratch.rendered();
+    scratch.edit("environments/prod.yaml", "  replicas: 3", "  replcas: 3");
+    scratch.edit(
+        "environments/dev.yaml",
+        "bridge:\n  config:",
+        "kafka:\n  topics:\n    telemetry:\n      replicationFactor: 2\nbridge:\n  config:",
+    );
+    for args in [&["validate"][..], &["render"], &["render", "--check"]] {
+        scratch
+            .ehs()
+            .args(args)
+            .assert()
+            .code(EXIT_ERROR)
+            .stdout(predicate::str::contains(
+                "dev: environment: kafka.topics[\"ehs.telemetry.raw\"].replicationFactor: \
+                 replication factor 2 exceeds the 1 broker(s)",
+            ))
+            .stderr(predicate::str::contains(
+                "error: environments/prod.yaml:15:3: unknown field `replcas`",
+            ));
+    }
+    assert!(scratch.rendered() == before);
+}
+
+#[test]
+fn check_fails_on_an_up_to_date_tree_that_is_invalid() {
+    let scratch = Scratch::new();
+    // A domain this long makes the namespace's annotation line too long to review.
+    let domain = format!("{}.example.com", vec!["a".repeat(60); 3].join("."));
+    scratch.edit(
+        "environments/prod.yaml",
+        "domain: energy.example.com",
+        &format!("domain: {domain}"),
+    );
+    scratch.ehs().args(["render"]).assert().code(EXIT_FINDINGS);
+    // Bring rendered/ up to date by hand, as a stale commit of a broken render would be.
+    let file = scratch
+        .root()
+        .join("rendered/prod/namespace/namespace-ehs-prod.yaml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, text.replace("energy.example.com", &domain)).unwrap();
+    scratch
+        .ehs()
+        .args(["render", "--check"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "prod: rendered/prod/namespace/namespace-ehs-prod.yaml: line 6: 222 characters, \
+             more than the 160 a reviewer can read in a diff",
+        ))
+        .stdout(predicate::str::contains("would be").not())
+        .stderr(predicate::str::contains("validation failed"))
+        .stderr(predicate::str::contains("stale").not());
+}
+
+#[test]
+fn diff_usage_names_both_forms_and_errors_print_once() {
+    Scratch::new().refuses(&["diff"], "Usage: ehs diff <--env <ENV>|<FROM> <TO>>");
+
+    let scratch = Scratch::new();
+    scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 10Gx");
+    let assert = scratch
+        .ehs()
+        .args(["diff", "--env", "prod"])
+        .assert()
+        .code(EXIT_ERROR);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr.matches("is not a valid quantity").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("prod.yaml:24:11").count(), 1, "{stderr}");
+    // The snippet still shows where.
+    assert!(
+        stderr.contains("24 |     size: 10Gx\n   |           ^\n"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{manifest, App, ComponentError, ComponentHooks};
 use crate::manifest::Manifest;
+use crate::model::PodSecurityVersion;
 use crate::resolve::Platform;
 use crate::templates::Templates;
 use crate::validate::KindSchema;
@@ -22,7 +23,7 @@ pub struct Layer {
     pub pod_security_level: Option<PodSecurityLevel>,
     /// Version of the Pod Security Standard, e.g. `v1.35` (pinned so a cluster upgrade cannot
     /// silently tighten or loosen it) or `latest`.
-    pub pod_security_version: Option<String>,
+    pub pod_security_version: Option<PodSecurityVersion>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -47,7 +48,7 @@ impl PodSecurityLevel {
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     pub pod_security_level: PodSecurityLevel,
-    pub pod_security_version: String,
+    pub pod_security_version: PodSecurityVersion,
 }
 
 /// Annotation recording the environment's public DNS domain on its namespace, for tools that
@@ -69,7 +70,7 @@ pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, Compon
         );
         labels.insert(
             format!("pod-security.kubernetes.io/{mode}-version"),
-            settings.pod_security_version.clone(),
+            settings.pod_security_version.to_string(),
         );
     }
     let namespace = Namespace {
