@@ -180,6 +180,10 @@ pub fn facts(platform: &Platform) -> PlatformFacts {
                 name: object.name.to_string(),
             })
             .collect(),
+        component_findings: components::hivemq::model_findings(
+            &platform.hivemq,
+            platform.environment.production,
+        ),
     }
 }
 

@@ -103,7 +103,7 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "unknown key",
             "  replicas: 3",
             "  replcas: 3",
-            "environments/prod.yaml:15:3: unknown field `replcas`, expected one of replicas",
+            "environments/prod.yaml:20:3: unknown field `replcas`, expected one of replicas",
         ),
         (
             "wrong type",
@@ -115,33 +115,33 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "wrong type (count)",
             "  replicas: 3",
             "  replicas: three",
-            "environments/prod.yaml:15:13: `three` is not a valid count",
+            "environments/prod.yaml:20:13: `three` is not a valid count",
         ),
         (
             "invalid quantity",
             "    size: 50Gi",
             "    size: 10Gx",
-            "environments/prod.yaml:24:11: `10Gx` is not a valid quantity",
+            "environments/prod.yaml:29:11: `10Gx` is not a valid quantity",
         ),
         (
             "unknown component key",
             "kafka:\n  replicas: 3",
             "kafak:\n  replicas: 3",
-            "environments/prod.yaml:14:1: unknown field `kafak`, expected one of namespace, \
-             domain, production, providedExternally, namespaceSettings, kafka, bridge",
+            "environments/prod.yaml:19:1: unknown field `kafak`, expected one of namespace, \
+             domain, production, providedExternally, namespaceSettings, kafka, hivemq, bridge",
         ),
         (
             "MQTT topic filter",
             "bridge:\n  replicas: 3",
             "bridge:\n  mqtt:\n    filters: [ehs/#/telemetry]\n  replicas: 3",
-            "environments/prod.yaml:36:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
+            "environments/prod.yaml:60:15: MQTT topic filter `ehs/#/telemetry` has `#` before \
              the last level; use levels separated by `/`",
         ),
         (
             "topic pattern",
             "bridge:\n  replicas: 3",
             "bridge:\n  topicPattern: ehs/{home}/telemetry\n  replicas: 3",
-            "environments/prod.yaml:35:17: topic pattern `ehs/{home}/telemetry` lacks \
+            "environments/prod.yaml:59:17: topic pattern `ehs/{home}/telemetry` lacks \
              `{device}`; use levels separated by `/`",
         ),
         (
@@ -154,7 +154,7 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "negative replicas",
             "  replicas: 3",
             "  replicas: -1",
-            "environments/prod.yaml:15:13: -1 is not a valid count: use a whole number from 1",
+            "environments/prod.yaml:20:13: -1 is not a valid count: use a whole number from 1",
         ),
     ];
     for (class, from, to, expected) in cases {
@@ -192,7 +192,7 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
             "components/bridge/defaults.yaml",
             "  - filter: ehs/+/+/telemetry",
             "  - filter: ehs/+x/telemetry",
-            "components/bridge/defaults.yaml:25:13: MQTT topic filter `ehs/+x/telemetry` has `+` \
+            "components/bridge/defaults.yaml:22:13: MQTT topic filter `ehs/+x/telemetry` has `+` \
              inside the level `+x`",
         ),
     ];
@@ -212,7 +212,7 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
 
 #[test]
 fn every_component_needs_its_defaults_file() {
-    for component in ["namespace", "kafka", "bridge"] {
+    for component in ["namespace", "kafka", "hivemq", "bridge"] {
         let scratch = Scratch::new();
         let before = scratch.rendered();
         let defaults = format!("components/{component}/defaults.yaml");
@@ -315,6 +315,26 @@ fn files_no_longer_produced_are_removed() {
     assert!(!rendered.join("prod/kafka/configmap-retired.yaml").exists());
     assert!(!rendered.join("retired-env").exists());
     scratch.ehs().args(["render", "--check"]).assert().success();
+}
+
+#[test]
+fn a_hivemq_queue_below_the_outage_backlog_is_reported_in_production() {
+    let scratch = Scratch::new();
+    scratch.edit(
+        "environments/prod.yaml",
+        "    maxQueueSize: 10000000",
+        "    maxQueueSize: 1000",
+    );
+    scratch
+        .ehs()
+        .arg("validate")
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot hold a \
+             1800-second Kafka outage at 5000 messages/s (9000000 messages)",
+        ))
+        .stdout(predicate::str::contains("dev:").not());
 }
 
 #[test]

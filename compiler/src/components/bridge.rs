@@ -23,7 +23,7 @@ use super::{
 };
 use crate::manifest::Manifest;
 use crate::model::{
-    Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer, TopicFilter,
+    Count, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer, TopicFilter,
     TopicPattern,
 };
 use crate::resolve::Platform;
@@ -69,10 +69,6 @@ pub struct Layer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Mqtt")]
 pub struct MqttLayer {
-    /// Service of the MQTT broker in the environment's namespace.
-    pub broker_service: Option<DnsLabel>,
-    /// MQTT port of that Service.
-    pub broker_port: Option<u16>,
     /// Shared-subscription group the replicas join.
     pub share_group: Option<String>,
     /// Topic filters subscribed as `$share/<group>/<filter>`.
@@ -134,8 +130,6 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mqtt {
-    pub broker_service: DnsLabel,
-    pub broker_port: u16,
     pub share_group: String,
     pub filters: Vec<TopicFilter>,
     pub session_expiry_secs: Count,
@@ -151,15 +145,6 @@ const BRIDGE_UID: i64 = 65532;
 const CREDENTIALS_MOUNT: &str = "/var/run/secrets/ehs-platform.io/mqtt";
 /// The pod volume holding the MQTT credentials Secret, mounted at [`CREDENTIALS_MOUNT`].
 const CREDENTIALS_VOLUME: &str = "mqtt-credentials";
-
-impl Mqtt {
-    pub fn url(&self, namespace: &DnsLabel) -> String {
-        format!(
-            "mqtt://{}.{namespace}.svc:{}",
-            self.broker_service, self.broker_port
-        )
-    }
-}
 
 pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, ComponentError> {
     let app = App {
@@ -202,7 +187,10 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
         .collect();
     vec![
         pod_field_env_var(env::MQTT_CLIENT_ID, "metadata.name"),
-        env_var(env::MQTT_URL, bridge.mqtt.url(namespace)),
+        env_var(
+            env::MQTT_URL,
+            platform.hivemq.in_cluster_mqtt_url(namespace),
+        ),
         env_var(env::MQTT_SHARE_GROUP, bridge.mqtt.share_group.clone()),
         env_var(
             env::MQTT_FILTERS,

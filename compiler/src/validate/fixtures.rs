@@ -256,6 +256,7 @@ pub(super) fn prod_facts() -> PlatformFacts {
             name: name.into(),
         })
         .collect(),
+        component_findings: Vec::new(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct PlatformFacts {
     /// Objects the manifests may reference that are provided outside this repository
     /// (e.g. `StorageClass/local-path`, `Secret/mqtt-credentials`).
     pub provided_externally: Vec<ExternalObject>,
+    /// Rules components check on their own resolved settings, already broken: `(field, reason)`.
+    pub component_findings: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -42,6 +42,15 @@ pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Re
     for template in &inventory.templates {
         check_workload_selector(template, report);
         check_pod_references(template, &inventory, report);
+        for (path, claim) in template.claim_templates() {
+            check_storage_class(
+                template.manifest,
+                &path.key("spec"),
+                &claim["spec"],
+                &inventory,
+                report,
+            );
+        }
         if template.manifest.kind() == "StatefulSet" {
             check_statefulset(template, &inventory, report);
         }
@@ -290,11 +299,12 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
     if matches!(manifest.kind(), "Pod" | "CronJob") {
         return;
     }
-    let Some(selector) = manifest.value.pointer("/spec/selector") else {
+    let field = FieldPath::of(template.selector_path);
+    let Some(selector) = lookup(&manifest.value, template.selector_path) else {
         if manifest.kind() != "Job" {
             report.object(
                 manifest,
-                "spec.selector",
+                field,
                 "required: a selector matching the pod template's labels",
             );
         }
@@ -304,7 +314,7 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
         Ok(true) if !label_selector_is_empty(selector) => {}
         Ok(true) => report.object(
             manifest,
-            "spec.selector",
+            field,
             "an empty selector is not allowed: select the pod template's labels",
         ),
         Ok(false) => {
@@ -312,22 +322,15 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
                 "does not match the pod template's labels {}",
                 describe_labels(&template.labels)
             );
-            report.object(manifest, "spec.selector", reason);
+            report.object(manifest, field, reason);
         }
-        Err(error) => report.object(manifest, "spec.selector", error.to_string()),
+        Err(error) => report.object(manifest, field, error.to_string()),
     }
 }
 
 fn check_statefulset(template: &PodTemplate, inventory: &Inventory, report: &mut Report) {
     let statefulset = template.manifest;
     let spec = &statefulset.value["spec"];
-    for (index, claim) in items(spec.get("volumeClaimTemplates")) {
-        let path = FieldPath::of("spec")
-            .key("volumeClaimTemplates")
-            .index(index)
-            .key("spec");
-        check_storage_class(statefulset, &path, &claim["spec"], inventory, report);
-    }
     let Some(service_name) = spec
         .get("serviceName")
         .and_then(Value::as_str)
@@ -469,15 +472,13 @@ fn check_pod_references(template: &PodTemplate, inventory: &Inventory, report: &
         volume_names.insert(text(volume, "name"));
         check_volume_source(manifest, &path, volume, inventory, report);
     }
-    if manifest.kind() == "StatefulSet" {
-        for (_, claim) in items(manifest.value.pointer("/spec/volumeClaimTemplates")) {
-            volume_names.insert(
-                claim
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            );
-        }
+    for (_, claim) in template.claim_templates() {
+        volume_names.insert(
+            claim
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
     }
 
     for container in template.containers() {

@@ -56,6 +56,7 @@ fn registered_kinds() -> Vec<KindSchema> {
         KindSchema::of::<rbac::v1::ClusterRoleBinding>(),
         KindSchema::of::<storage::v1::StorageClass>(),
         KindSchema::of::<scheduling::v1::PriorityClass>(),
+        KindSchema::of::<crate::components::hivemq::HiveMQPlatform>(),
     ]
 }
 
@@ -570,13 +571,13 @@ mod tests {
     #[test]
     fn an_unknown_kind_fails_and_says_how_to_fix_it() {
         let findings = findings_for(
-            json!({"apiVersion": "hivemq.com/v1", "kind": "HiveMQPlatform", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}}),
         );
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].0, "kind");
-        assert!(findings[0].1.starts_with(
-            "no schema is registered for apiVersion `hivemq.com/v1` kind `HiveMQPlatform`"
-        ));
+        assert!(findings[0]
+            .1
+            .starts_with("no schema is registered for apiVersion `example.com/v1` kind `Widget`"));
         assert!(findings[0]
             .1
             .ends_with("register its type in compiler/src/validate/schema.rs"));
