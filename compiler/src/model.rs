@@ -33,7 +33,7 @@ macro_rules! define_environment {
             #[serde(default)]
             pub production: bool,
             /// Objects the manifests reference that are created outside this repository (a StorageClass,
-            /// Secrets holding credentials, the MQTT broker's Service until it is modelled here).
+            /// Secrets holding credentials and keys).
             #[serde(default)]
             pub provided_externally: Vec<ExternalObject>,
             $(

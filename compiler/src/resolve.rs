@@ -202,8 +202,8 @@ pub mod tests {
         // Set only in the defaults, so both environments share it.
         assert_eq!(prod.kafka.image.repository, dev.kafka.image.repository);
         assert_eq!(
-            prod.bridge.mqtt.broker_service,
-            dev.bridge.mqtt.broker_service
+            prod.bridge.mqtt.credentials_secret,
+            dev.bridge.mqtt.credentials_secret
         );
     }
 

@@ -112,7 +112,7 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "unknown key",
             "  replicas: 3",
             "  replcas: 3",
-            "environments/prod.yaml:15:3: unknown field `replcas`, expected one of replicas",
+            "environments/prod.yaml:20:3: unknown field `replcas`, expected one of replicas",
         ),
         (
             "wrong type",
@@ -124,20 +124,20 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "wrong type (count)",
             "  replicas: 3",
             "  replicas: three",
-            "environments/prod.yaml:15:13: `three` is not a valid count",
+            "environments/prod.yaml:20:13: `three` is not a valid count",
         ),
         (
             "invalid quantity",
             "    size: 50Gi",
             "    size: 10Gx",
-            "environments/prod.yaml:24:11: `10Gx` is not a valid quantity",
+            "environments/prod.yaml:29:11: `10Gx` is not a valid quantity",
         ),
         (
             "unknown component key",
             "kafka:\n  replicas: 3",
             "kafak:\n  replicas: 3",
-            "environments/prod.yaml:14:1: unknown field `kafak`, expected one of namespace, \
-             domain, production, providedExternally, namespaceSettings, kafka, bridge",
+            "environments/prod.yaml:19:1: unknown field `kafak`, expected one of namespace, \
+             domain, production, providedExternally, namespaceSettings, kafka, hivemq, bridge",
         ),
         (
             "invalid DNS name",
@@ -149,45 +149,45 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "negative replicas",
             "  replicas: 3",
             "  replicas: -1",
-            "environments/prod.yaml:15:13: -1 is not a valid count: use a whole number from 1",
+            "environments/prod.yaml:20:13: -1 is not a valid count: use a whole number from 1",
         ),
         (
             "image repository `:`",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: \":\"\n  replicas: 3",
-            "environments/prod.yaml:16:17: `:` is not a valid image repository: use an optional \
+            "environments/prod.yaml:21:17: `:` is not a valid image repository: use an optional \
              registry (`host[:port]/`)",
         ),
         (
             "image repository with a space",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: docker.io/apache kafka\n  replicas: 3",
-            "environments/prod.yaml:16:17: `docker.io/apache kafka` is not a valid image repository",
+            "environments/prod.yaml:21:17: `docker.io/apache kafka` is not a valid image repository",
         ),
         (
             "empty image repository",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: \"\"\n  replicas: 3",
-            "environments/prod.yaml:16:17: `` is not a valid image repository",
+            "environments/prod.yaml:21:17: `` is not a valid image repository",
         ),
         (
             "upper case in the image repository",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: Apache/kafka\n  replicas: 3",
-            "environments/prod.yaml:16:17: `Apache/kafka` is not a valid image repository",
+            "environments/prod.yaml:21:17: `Apache/kafka` is not a valid image repository",
         ),
         (
             "image tag",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    tag: 4.1.1:latest\n  replicas: 3",
-            "environments/prod.yaml:16:10: `4.1.1:latest` is not a valid image tag: use 1 to 128 \
+            "environments/prod.yaml:21:10: `4.1.1:latest` is not a valid image tag: use 1 to 128 \
              letters, digits, `_`, `.` or `-`",
         ),
         (
             "empty image tag",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    tag: \"\"\n  replicas: 3",
-            "environments/prod.yaml:16:10: `` is not a valid image tag",
+            "environments/prod.yaml:21:10: `` is not a valid image tag",
         ),
         (
             "pod security version",
@@ -229,11 +229,10 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
             "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
         ),
         (
-            "components/bridge/defaults.yaml",
-            "  brokerPort: 1883",
-            "  brokerPort: 0",
-            "components/bridge/defaults.yaml:18:3: invalid value: integer `0`, expected a nonzero \
-             u16",
+            "components/hivemq/defaults.yaml",
+            "replicas: 1",
+            "replicas: 0",
+            "components/hivemq/defaults.yaml:8:11: 0 is not a valid count: use a whole number from 1",
         ),
     ];
     for (file, from, to, expected) in cases {
@@ -252,7 +251,7 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
 
 #[test]
 fn every_component_needs_its_defaults_file() {
-    for component in ["namespace", "kafka", "bridge"] {
+    for component in ["namespace", "kafka", "hivemq", "bridge"] {
         let scratch = Scratch::new();
         let before = scratch.rendered();
         let defaults = format!("components/{component}/defaults.yaml");
@@ -355,6 +354,26 @@ fn files_no_longer_produced_are_removed() {
     assert!(!rendered.join("prod/kafka/configmap-retired.yaml").exists());
     assert!(!rendered.join("retired-env").exists());
     scratch.ehs().args(["render", "--check"]).assert().success();
+}
+
+#[test]
+fn a_hivemq_queue_below_the_outage_backlog_is_reported_in_production() {
+    let scratch = Scratch::new();
+    scratch.edit(
+        "environments/prod.yaml",
+        "    maxQueueSize: 10000000",
+        "    maxQueueSize: 1000",
+    );
+    scratch
+        .ehs()
+        .arg("validate")
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot hold a \
+             1800-second Kafka outage at 5000 messages/s (9000000 messages)",
+        ))
+        .stdout(predicate::str::contains("dev:").not());
 }
 
 #[test]
@@ -489,7 +508,7 @@ fn every_environment_is_reported_in_one_run() {
                  replication factor 2 exceeds the 1 broker(s)",
             ))
             .stderr(predicate::str::contains(
-                "error: environments/prod.yaml:15:3: unknown field `replcas`",
+                "error: environments/prod.yaml:20:3: unknown field `replcas`",
             ));
     }
     assert!(scratch.rendered() == before);
@@ -543,10 +562,10 @@ fn diff_usage_names_both_forms_and_errors_print_once() {
         1,
         "{stderr}"
     );
-    assert_eq!(stderr.matches("prod.yaml:24:11").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("prod.yaml:29:11").count(), 1, "{stderr}");
     // The snippet still shows where.
     assert!(
-        stderr.contains("24 |     size: 10Gx\n   |           ^\n"),
+        stderr.contains("29 |     size: 10Gx\n   |           ^\n"),
         "{stderr}"
     );
 }
@@ -806,10 +825,12 @@ fn bridge_share_group_with_topic_wildcards_is_refused() {
 }
 
 #[test]
-fn broker_port_zero_is_refused_where_it_is_written() {
+fn the_broker_address_is_not_an_input_but_comes_from_the_hivemq_model() {
+    // The audit's `brokerPort: 0` cannot be written any more: the bridge connects to the
+    // Service the HiveMQPlatform declares, on the port the HiveMQ model defines.
     assert_refused(
         "  mqtt:\n    brokerPort: 0",
-        &["environments/prod.yaml:32:5: invalid value: integer `0`, expected a nonzero u16"],
+        &["environments/prod.yaml:56:5: unknown field `brokerPort`, expected one of credentialsSecret"],
     );
 }
 

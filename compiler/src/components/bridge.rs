@@ -4,7 +4,6 @@
 //! restarts, so a crashed replica resumes its own persistent session instead of leaving it to
 //! strand its share of the traffic until the session expires.
 
-use std::num::NonZeroU16;
 
 use ehs_contract::config::{BridgeConfig, BridgeConfigLayer};
 use ehs_contract::{env, http};
@@ -23,7 +22,7 @@ use super::{
     restricted_pod_security, service_port, App, ComponentError,
 };
 use crate::manifest::Manifest;
-use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
+use crate::model::{Count, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
 use crate::resolve::Platform;
 use crate::templates::Templates;
 
@@ -53,10 +52,6 @@ pub struct Layer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Mqtt")]
 pub struct MqttLayer {
-    /// Service of the MQTT broker in the environment's namespace.
-    pub broker_service: Option<DnsLabel>,
-    /// MQTT port of that Service, 1 to 65535.
-    pub broker_port: Option<NonZeroU16>,
     /// Secret with keys `username` and `password`, mounted as files.
     pub credentials_secret: Option<DnsSubdomain>,
 }
@@ -76,8 +71,6 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mqtt {
-    pub broker_service: DnsLabel,
-    pub broker_port: NonZeroU16,
     pub credentials_secret: DnsSubdomain,
 }
 
@@ -118,15 +111,6 @@ const CREDENTIALS_MOUNT: &str = "/var/run/secrets/ehs-platform.io/mqtt";
 /// The pod volume holding the MQTT credentials Secret, mounted at [`CREDENTIALS_MOUNT`].
 const CREDENTIALS_VOLUME: &str = "mqtt-credentials";
 
-impl Mqtt {
-    pub fn url(&self, namespace: &DnsLabel) -> String {
-        format!(
-            "mqtt://{}.{namespace}.svc:{}",
-            self.broker_service, self.broker_port
-        )
-    }
-}
-
 pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, ComponentError> {
     let app = App {
         platform,
@@ -165,7 +149,7 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     };
     let mut vars = vec![
         pod_field_env_var(env::MQTT_CLIENT_ID, "metadata.name"),
-        env_var(env::MQTT_URL, bridge.mqtt.url(namespace)),
+        env_var(env::MQTT_URL, platform.hivemq.in_cluster_mqtt_url(namespace)),
         env_var(
             env::MQTT_USERNAME_FILE,
             format!("{CREDENTIALS_MOUNT}/username"),
@@ -276,12 +260,12 @@ impl super::ComponentHooks for Hooks {
     }
 
     /// The Services behind the MQTT and Kafka addresses in its environment variables.
-    fn references(platform: &Platform) -> Vec<crate::validate::Reference> {
+    fn references(_: &Platform) -> Vec<crate::validate::Reference> {
         let field = crate::validate::FieldPath::of("spec.template.spec.containers")
             .index(0)
             .key("env");
         [
-            platform.bridge.mqtt.broker_service.to_string(),
+            super::hivemq::MQTT_SERVICE.to_owned(),
             super::kafka::CLIENT_SERVICE.to_owned(),
         ]
         .into_iter()

@@ -12,9 +12,8 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    ConfigMap, PodSpec,
     PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, VolumeMount,
-    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    config_map_volume, container_port, count_i32, env_var, manifest, pod_field_env_var,
+    config_map_volume, container_port, count_i32, env_var, manifest, persistent_volume_claim,
+    pod_field_env_var, CONFIG_CHECKSUM_ANNOTATION,
     restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
     ComponentError, ComponentHooks,
 };
@@ -395,26 +395,6 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
         liveness_probe: Some(tcp_probe(CONTROLLER_PORT_NAME, 20, 3)),
         ..restricted_container(NAME, kafka.image.to_string(), &kafka.resources)
     };
-    let volume_claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some("data".to_owned()),
-            labels: Some(app.labels()),
-            ..Default::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
-            storage_class_name: Some(kafka.storage.storage_class_name.to_string()),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_owned(),
-                    kafka.storage.size.to_k8s(),
-                )])),
-                limits: None,
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     StatefulSet {
         metadata: app.metadata(NAME),
         spec: Some(StatefulSetSpec {
@@ -440,15 +420,12 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
                     ..Default::default()
                 }),
             },
-            volume_claim_templates: Some(vec![volume_claim]),
+            volume_claim_templates: Some(vec![persistent_volume_claim(app, "data", &kafka.storage)]),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
-
-/// Pod-template annotation holding a hash of the configuration, so a config change rolls the pods.
-pub const CONFIG_CHECKSUM_ANNOTATION: &str = "ehs-platform.io/config-checksum";
 
 /// A Job that creates missing topics. Jobs are immutable, so its name carries a hash of what it
 /// does: a changed topic spec or image yields a new Job, an unchanged one is left alone.

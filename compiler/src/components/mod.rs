@@ -13,7 +13,8 @@
 //!    - `Hooks`, a unit struct implementing [`ComponentHooks`]: `kinds` (every group/version/kind
 //!      it renders, with its schema; required), `invariants` (its own rules about its settings
 //!      and objects) and `references` (references inside its objects the generic checks cannot
-//!      see). The last two default to none.
+//!      see) and `operator_created` (objects an operator creates from its custom resources, which
+//!      references may name). The last three default to none.
 //! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
 //!    templates of config files.
 //! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
@@ -47,6 +48,7 @@ macro_rules! for_each_component {
         $callback! {
             namespace => namespace_settings,
             kafka => kafka,
+            hivemq => hivemq,
             bridge => bridge,
         }
     };
@@ -66,6 +68,7 @@ macro_rules! declare_components {
             kinds: <$component::Hooks as ComponentHooks>::kinds,
             invariants: <$component::Hooks as ComponentHooks>::invariants,
             references: <$component::Hooks as ComponentHooks>::references,
+            operator_created: <$component::Hooks as ComponentHooks>::operator_created,
         }),*];
 
         // The module name is what the generated docs and the environment schema say; `NAME` is
@@ -98,9 +101,10 @@ const fn same_text(a: &str, b: &str) -> bool {
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, ResourceRequirements, SeccompProfile, SecurityContext,
-    ServicePort, Volume, VolumeMount, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+    ResourceRequirements, SeccompProfile, SecurityContext, ServicePort, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -120,6 +124,7 @@ pub struct Component {
     pub kinds: fn() -> Vec<KindSchema>,
     pub invariants: fn(&Platform, &[Manifest], &mut Report),
     pub references: fn(&Platform) -> Vec<Reference>,
+    pub operator_created: fn(&Platform) -> Vec<(&'static str, String)>,
 }
 
 /// What a component tells `ehs validate` about itself. Implemented by each component module's
@@ -138,6 +143,13 @@ pub trait ComponentHooks {
     /// environment variable, a field of a custom resource). Each must be rendered in the
     /// environment or declared in its `providedExternally`.
     fn references(_platform: &Platform) -> Vec<Reference> {
+        Vec::new()
+    }
+
+    /// Objects (kind, name) an operator creates in the namespace from this component's custom
+    /// resources, e.g. the Services a `HiveMQPlatform` declares or the Secrets and Services of a
+    /// database cluster. References may name them although they are not rendered.
+    fn operator_created(_platform: &Platform) -> Vec<(&'static str, String)> {
         Vec::new()
     }
 }
@@ -243,24 +255,9 @@ impl App<'_> {
     }
 
     /// Prefers putting this application's pods on different nodes, so one node failure takes
-    /// out one replica. Preferred rather than required: a one-node dev cluster still schedules.
+    /// out one replica.
     pub fn spread_across_nodes(&self) -> Affinity {
-        Affinity {
-            pod_anti_affinity: Some(PodAntiAffinity {
-                preferred_during_scheduling_ignored_during_execution: Some(vec![
-                    WeightedPodAffinityTerm {
-                        weight: 100,
-                        pod_affinity_term: PodAffinityTerm {
-                            label_selector: Some(self.selector()),
-                            topology_key: "kubernetes.io/hostname".to_owned(),
-                            ..Default::default()
-                        },
-                    },
-                ]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        spread_across_nodes_matching(self.selector())
     }
 
     /// A PodDisruptionBudget letting voluntary disruptions (node drains) take one pod at a time.
@@ -276,6 +273,59 @@ impl App<'_> {
         }
     }
 }
+
+/// Prefers putting the pods `selector` matches on different nodes. Preferred rather than
+/// required: a one-node dev cluster still schedules.
+pub fn spread_across_nodes_matching(selector: LabelSelector) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(selector),
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The claim template of a StatefulSet's per-pod volume `name`, from a component's storage
+/// settings (size, and the environment's StorageClass).
+pub fn persistent_volume_claim(
+    app: &App,
+    name: &str,
+    storage: &kafka::Storage,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(app.labels()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: Some(storage.storage_class_name.to_string()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    storage.size.to_k8s(),
+                )])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pod-template annotation holding a hash of the configuration, so a config change rolls the pods.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "ehs-platform.io/config-checksum";
 
 /// Pod-level settings Pod Security "restricted" requires, for an image's non-root user.
 pub fn restricted_pod_security(uid: i64) -> PodSecurityContext {

@@ -13,6 +13,10 @@ pub(super) struct PodTemplate<'a> {
     /// The `PodSpec`.
     pub(super) spec: &'a Value,
     pub(super) spec_path: FieldPath,
+    /// Where the claim templates of the pods' per-pod volumes are, for kinds that have them.
+    claims_path: Option<&'static str>,
+    /// Where the workload's pod selector is.
+    pub(super) selector_path: &'static str,
 }
 
 impl<'a> PodTemplate<'a> {
@@ -26,8 +30,19 @@ impl<'a> PodTemplate<'a> {
             | "Job"
             | "ReplicationController" => "spec.template",
             "CronJob" => "spec.jobTemplate.spec.template",
+            // The HiveMQ Platform Operator creates a StatefulSet from this template.
+            "HiveMQPlatform" => "spec.statefulSet.spec.template",
             "Pod" => "",
             _ => return None,
+        };
+        let claims_path = match manifest.kind() {
+            "StatefulSet" => Some("spec.volumeClaimTemplates"),
+            "HiveMQPlatform" => Some("spec.statefulSet.spec.volumeClaimTemplates"),
+            _ => None,
+        };
+        let selector_path = match manifest.kind() {
+            "HiveMQPlatform" => "spec.statefulSet.spec.selector",
+            _ => "spec.selector",
         };
         let template = lookup(&manifest.value, template_path)?;
         let spec = template.get("spec")?;
@@ -41,7 +56,19 @@ impl<'a> PodTemplate<'a> {
             labels,
             spec,
             spec_path: FieldPath::of(template_path).key("spec"),
+            claims_path,
+            selector_path,
         })
+    }
+
+    /// The claim templates of per-pod volumes, with their paths.
+    pub(super) fn claim_templates(&self) -> Vec<(FieldPath, &'a Value)> {
+        let Some(claims_path) = self.claims_path else {
+            return Vec::new();
+        };
+        items(lookup(&self.manifest.value, claims_path))
+            .map(|(index, claim)| (FieldPath::of(claims_path).index(index), claim))
+            .collect()
     }
 
     pub(super) fn namespace(&self) -> Option<&'a str> {

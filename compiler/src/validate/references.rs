@@ -18,13 +18,14 @@ use super::{object_label, Reference, Report};
 use crate::manifest::Manifest;
 use crate::resolve::Platform;
 
-pub(super) fn check(
-    objects: &[Manifest],
-    platform: &Platform,
+pub(super) fn check<'a>(
+    objects: &'a [Manifest],
+    platform: &'a Platform,
     declared: &[Reference],
+    operator_created: &'a [(&'static str, String)],
     report: &mut Report,
 ) {
-    let inventory = Inventory::new(objects, platform);
+    let inventory = Inventory::new(objects, platform, operator_created);
     check_duplicates(objects, report);
     for reference in declared {
         check_declared(reference, &inventory, platform, report);
@@ -53,6 +54,15 @@ pub(super) fn check(
     for template in &inventory.templates {
         check_workload_selector(template, report);
         check_pod_references(template, &inventory, report);
+        for (path, claim) in template.claim_templates() {
+            check_storage_class(
+                template.manifest,
+                &path.key("spec"),
+                &claim["spec"],
+                &inventory,
+                report,
+            );
+        }
         if template.manifest.kind() == "StatefulSet" {
             check_statefulset(template, &inventory, report);
         }
@@ -67,12 +77,23 @@ struct Inventory<'a> {
 }
 
 impl<'a> Inventory<'a> {
-    fn new(objects: &'a [Manifest], platform: &'a Platform) -> Self {
+    fn new(
+        objects: &'a [Manifest],
+        platform: &'a Platform,
+        operator_created: &'a [(&'static str, String)],
+    ) -> Self {
+        // What an operator creates from a rendered custom resource exists once it is applied,
+        // exactly as what the cluster provides does.
         let external = platform
             .environment
             .provided_externally
             .iter()
             .map(|object| (object.kind.as_str(), object.name.as_ref()))
+            .chain(
+                operator_created
+                    .iter()
+                    .map(|(kind, name)| (*kind, name.as_str())),
+            )
             .collect();
         Self {
             objects,
@@ -333,11 +354,12 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
     if matches!(manifest.kind(), "Pod" | "CronJob") {
         return;
     }
-    let Some(selector) = manifest.value.pointer("/spec/selector") else {
+    let field = FieldPath::of(template.selector_path);
+    let Some(selector) = lookup(&manifest.value, template.selector_path) else {
         if manifest.kind() != "Job" {
             report.object(
                 manifest,
-                "spec.selector",
+                field,
                 "required: a selector matching the pod template's labels",
             );
         }
@@ -347,7 +369,7 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
         Ok(true) if !label_selector_is_empty(selector) => {}
         Ok(true) => report.object(
             manifest,
-            "spec.selector",
+            field,
             "an empty selector is not allowed: select the pod template's labels",
         ),
         Ok(false) => {
@@ -355,22 +377,15 @@ fn check_workload_selector(template: &PodTemplate, report: &mut Report) {
                 "does not match the pod template's labels {}",
                 describe_labels(&template.labels)
             );
-            report.object(manifest, "spec.selector", reason);
+            report.object(manifest, field, reason);
         }
-        Err(error) => report.object(manifest, "spec.selector", error.to_string()),
+        Err(error) => report.object(manifest, field, error.to_string()),
     }
 }
 
 fn check_statefulset(template: &PodTemplate, inventory: &Inventory, report: &mut Report) {
     let statefulset = template.manifest;
     let spec = &statefulset.value["spec"];
-    for (index, claim) in items(spec.get("volumeClaimTemplates")) {
-        let path = FieldPath::of("spec")
-            .key("volumeClaimTemplates")
-            .index(index)
-            .key("spec");
-        check_storage_class(statefulset, &path, &claim["spec"], inventory, report);
-    }
     let Some(service_name) = spec
         .get("serviceName")
         .and_then(Value::as_str)
@@ -512,15 +527,13 @@ fn check_pod_references(template: &PodTemplate, inventory: &Inventory, report: &
         volume_names.insert(text(volume, "name"));
         check_volume_source(manifest, &path, volume, inventory, report);
     }
-    if manifest.kind() == "StatefulSet" {
-        for (_, claim) in items(manifest.value.pointer("/spec/volumeClaimTemplates")) {
-            volume_names.insert(
-                claim
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            );
-        }
+    for (_, claim) in template.claim_templates() {
+        volume_names.insert(
+            claim
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
     }
 
     for container in template.containers() {
@@ -684,7 +697,7 @@ mod tests {
     }
 
     fn findings(objects: &[Manifest], platform: &Platform) -> Vec<(String, String, String)> {
-        findings_of("prod", |report| check(objects, platform, &[], report))
+        findings_of("prod", |report| check(objects, platform, &[], &[], report))
     }
 
     fn one_finding(objects: &[Manifest]) -> (String, String, String) {
@@ -988,7 +1001,12 @@ mod tests {
             .environment
             .provided_externally
             .retain(|object| object.kind != "StorageClass");
-        assert_eq!(findings(&good_environment(), &platform).len(), 1);
+        // One per workload with claims: Kafka's StatefulSet and the HiveMQPlatform's template.
+        let missing = findings(&good_environment(), &platform);
+        assert_eq!(missing.len(), 2, "{missing:#?}");
+        assert!(missing.iter().all(|finding| finding
+            .2
+            .starts_with("StorageClass `local-path` does not exist")));
     }
 
     #[test]

@@ -615,13 +615,13 @@ mod tests {
     #[test]
     fn an_unknown_kind_fails_and_says_how_to_fix_it() {
         let findings = findings_for(
-            json!({"apiVersion": "hivemq.com/v1", "kind": "HiveMQPlatform", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}}),
         );
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].0, "kind");
-        assert!(findings[0].1.starts_with(
-            "no component declares apiVersion `hivemq.com/v1` kind `HiveMQPlatform`, so it"
-        ));
+        assert!(findings[0]
+            .1
+            .starts_with("no component declares apiVersion `example.com/v1` kind `Widget`, so it"));
         assert!(findings[0]
             .1
             .ends_with("declare it in `kinds` of the hooks in compiler/src/components/kafka.rs"));
@@ -686,6 +686,7 @@ mod tests {
             kinds,
             invariants: |_, _, _| {},
             references: |_| Vec::new(),
+            operator_created: |_| Vec::new(),
         };
         let components = [
             component("gateway", || vec![KindSchema::of::<gateways::GatewayApi>()]),
