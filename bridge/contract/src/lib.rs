@@ -7,6 +7,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod reading;
+
 /// Environment variables the bridge reads. The compiler sets exactly these on the bridge's pods;
 /// the bridge's command-line flags carry the same names (`--mqtt-url` ⇔ `EHS_MQTT_URL`).
 pub mod env {
