@@ -33,6 +33,7 @@ macro_rules! for_each_component {
         $callback! {
             namespace => namespace_settings,
             kafka => kafka,
+            timescaledb => timescaledb,
             bridge => bridge,
         }
     };

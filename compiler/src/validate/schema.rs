@@ -56,6 +56,7 @@ fn registered_kinds() -> Vec<KindSchema> {
         KindSchema::of::<rbac::v1::ClusterRoleBinding>(),
         KindSchema::of::<storage::v1::StorageClass>(),
         KindSchema::of::<scheduling::v1::PriorityClass>(),
+        KindSchema::of::<crate::components::timescaledb::Cluster>(),
     ]
 }
 
