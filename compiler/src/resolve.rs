@@ -180,6 +180,13 @@ pub fn facts(platform: &Platform) -> PlatformFacts {
                 name: object.name.to_string(),
             })
             .collect(),
+        component_problems: platform
+            .timescaledb
+            .problems(platform.environment.production)
+            .into_iter()
+            .map(|(field, reason)| (format!("{}.{field}", components::timescaledb::NAME), reason))
+            .collect(),
+        component_references: components::timescaledb::references(&platform.timescaledb),
     }
 }
 

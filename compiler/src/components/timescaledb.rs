@@ -26,6 +26,7 @@ use crate::model::{
 };
 use crate::resolve::Platform;
 use crate::templates::Templates;
+use crate::validate::DeclaredReference;
 
 pub const NAME: &str = "timescaledb";
 
@@ -133,6 +134,7 @@ pub struct Connection {
     pub credentials_secret: String,
 }
 
+#[cfg_attr(not(test), expect(dead_code, reason = "read by the Kafka Connect sink, the next component of issue 8"))]
 impl Connection {
     /// `jdbc:postgresql://<service>.<namespace>.svc:<port>/<database>`.
     pub fn jdbc_url(&self, namespace: &DnsLabel) -> String {
@@ -144,6 +146,7 @@ impl Connection {
 }
 
 impl Settings {
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the Kafka Connect sink, the next component of issue 8"))]
     pub fn connection(&self) -> Connection {
         Connection {
             service: format!("{CLUSTER}-rw"),
@@ -214,6 +217,37 @@ impl Settings {
         }
         problems
     }
+}
+
+/// Objects the `Cluster` names: each must be rendered or provided externally before the
+/// operator can create the instances.
+pub fn references(settings: &Settings) -> Vec<DeclaredReference> {
+    let from = ("Cluster", CLUSTER.to_owned());
+    let reference = |field: &str, kind: &'static str, name: String| DeclaredReference {
+        from: from.clone(),
+        field: field.to_owned(),
+        to: (kind, name),
+    };
+    let mut references = vec![
+        reference(
+            "spec.storage.storageClass",
+            "StorageClass",
+            settings.storage.storage_class_name.to_string(),
+        ),
+        reference(
+            "spec.bootstrap.initdb.postInitApplicationSQLRefs.configMapRefs[0].name",
+            "ConfigMap",
+            SCHEMA_CONFIG_MAP.to_owned(),
+        ),
+    ];
+    if let Some(secret) = &settings.owner_secret {
+        references.push(reference(
+            "spec.bootstrap.initdb.secret.name",
+            "Secret",
+            secret.to_string(),
+        ));
+    }
+    references
 }
 
 /// `18-minimal-trixie` or `18.1-minimal-trixie` → `18`.
@@ -501,4 +535,229 @@ pub struct ClusterAffinity {
     pub enable_pod_anti_affinity: bool,
     pub topology_key: String,
     pub pod_anti_affinity_type: AntiAffinity,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::tests::{platform, templates};
+    use crate::validate::validate;
+
+    fn cluster_of(platform: &Platform) -> Cluster {
+        cluster(&App {
+            platform,
+            name: NAME,
+            component: NAME,
+        })
+    }
+
+    /// Findings of a full validation, as `object: field: reason` lines.
+    fn findings(platform: &Platform) -> Vec<String> {
+        let objects = crate::components::build_all(platform, &templates()).unwrap();
+        validate(&objects, &crate::resolve::facts(platform))
+            .iter()
+            .map(|finding| format!("{}: {}: {}", finding.object, finding.field, finding.reason))
+            .collect()
+    }
+
+    #[test]
+    fn prod_runs_three_instances_with_quorum_commit_on_one_standby() {
+        let spec = cluster_of(&platform("prod")).spec;
+        assert_eq!(spec.instances, 3);
+        let synchronous = spec.postgresql.synchronous.expect("synchronous replication");
+        assert_eq!(synchronous.method, SyncMethod::Any);
+        assert_eq!(synchronous.number, 1);
+        assert_eq!(synchronous.data_durability, DataDurability::Required);
+        assert_eq!(spec.affinity.pod_anti_affinity_type, AntiAffinity::Required);
+        assert!(spec.enable_pdb);
+        assert!(!spec.enable_superuser_access);
+        assert_eq!(spec.storage.size.0, "100Gi");
+    }
+
+    #[test]
+    fn dev_runs_one_instance_without_synchronous_replication() {
+        let spec = cluster_of(&platform("dev")).spec;
+        assert_eq!(spec.instances, 1);
+        assert!(spec.postgresql.synchronous.is_none());
+        let value = serde_json::to_value(cluster_of(&platform("dev"))).unwrap();
+        assert_eq!(value["apiVersion"], "postgresql.cnpg.io/v1");
+        assert_eq!(value["kind"], "Cluster");
+        assert!(value["spec"]["postgresql"].get("synchronous").is_none());
+    }
+
+    #[test]
+    fn timescaledb_is_preloaded_from_the_extension_image_without_telemetry() {
+        let platform = platform("prod");
+        let postgresql = cluster_of(&platform).spec.postgresql;
+        assert_eq!(postgresql.shared_preload_libraries, ["timescaledb"]);
+        assert_eq!(
+            postgresql.parameters["timescaledb.telemetry_level"],
+            "off"
+        );
+        assert_eq!(postgresql.extensions.len(), 1);
+        assert_eq!(
+            postgresql.extensions[0].image.reference,
+            platform.timescaledb.extension_image.to_string()
+        );
+    }
+
+    #[test]
+    fn schema_init_runs_the_contract_ddl_after_creating_the_extension() {
+        let platform = platform("dev");
+        let objects = build(&platform, &templates()).unwrap();
+        let config_map = objects
+            .iter()
+            .find(|o| o.kind() == "ConfigMap")
+            .expect("schema ConfigMap");
+        let sql = config_map.value["data"][SCHEMA_KEY].as_str().unwrap();
+        let extension = sql.find("CREATE EXTENSION IF NOT EXISTS timescaledb;").unwrap();
+        let table = sql.find(&reading::table_ddl()).expect("the contract's DDL");
+        assert!(extension < table, "{sql}");
+        assert!(sql.contains("SET ROLE ehs;"), "the owner creates the table: {sql}");
+
+        let initdb = cluster_of(&platform).spec.bootstrap.initdb;
+        let refs = &initdb.post_init_application_sql_refs.config_map_refs;
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].name, config_map.name());
+        assert_eq!(refs[0].key, SCHEMA_KEY);
+        assert_eq!(initdb.owner, initdb.database);
+    }
+
+    #[test]
+    fn connection_names_the_read_write_service_and_the_owner_secret() {
+        let mut platform = platform("prod");
+        let connection = platform.timescaledb.connection();
+        assert_eq!(connection.service, "timescaledb-rw");
+        assert_eq!(connection.port, 5432);
+        assert_eq!(connection.database, "ehs");
+        assert_eq!(connection.credentials_secret, "timescaledb-app");
+        assert_eq!(
+            connection.jdbc_url(&platform.environment.namespace),
+            "jdbc:postgresql://timescaledb-rw.ehs-prod.svc:5432/ehs"
+        );
+        assert!(cluster_of(&platform).spec.bootstrap.initdb.secret.is_none());
+
+        platform.timescaledb.owner_secret = Some("db-owner".into());
+        assert_eq!(platform.timescaledb.connection().credentials_secret, "db-owner");
+        let secret = cluster_of(&platform).spec.bootstrap.initdb.secret;
+        assert_eq!(secret.map(|s| s.name).as_deref(), Some("db-owner"));
+    }
+
+    #[test]
+    fn committed_environments_have_no_timescaledb_findings() {
+        for env in ["dev", "prod"] {
+            let findings = findings(&platform(env));
+            assert!(
+                !findings.iter().any(|f| f.contains("timescaledb")),
+                "{env}: {findings:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_synchronous_standbys_than_standbys_is_a_finding() {
+        let mut platform = platform("dev");
+        platform.timescaledb.synchronous_replication.standbys = 1;
+        let findings = findings(&platform);
+        assert!(
+            findings.contains(
+                &"environment: timescaledb.synchronousReplication.standbys: 1 synchronous \
+                  standby(s) need more than 1 instance(s); use at most 0"
+                    .to_owned()
+            ),
+            "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn production_needs_standbys_and_synchronous_commits() {
+        let mut platform = platform("prod");
+        platform.timescaledb.synchronous_replication.standbys = 0;
+        let problems = platform.timescaledb.problems(true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "synchronousReplication.standbys");
+
+        platform.timescaledb.instances = serde_json::from_value(serde_json::json!(1)).unwrap();
+        let problems = platform.timescaledb.problems(true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "instances");
+        assert!(platform.timescaledb.problems(false).is_empty());
+    }
+
+    #[test]
+    fn extension_built_for_another_postgres_major_is_a_finding() {
+        let mut settings = platform("dev").timescaledb;
+        settings.image.tag = "17.6-minimal-trixie".to_owned();
+        let problems = settings.problems(false);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "extensionImage.tag");
+        assert!(problems[0].1.contains("PostgreSQL 18"), "{}", problems[0].1);
+        assert!(problems[0].1.contains("PostgreSQL 17"), "{}", problems[0].1);
+
+        settings.image.tag = "latest".to_owned();
+        let problems = settings.problems(false);
+        assert_eq!(problems[0].0, "image.tag");
+        assert!(problems[0].1.contains("`18-minimal-trixie`"), "{}", problems[0].1);
+    }
+
+    #[test]
+    fn an_owner_secret_must_be_provided_externally() {
+        let mut platform = platform("dev");
+        platform.timescaledb.owner_secret = Some("db-owner".into());
+        let findings = findings(&platform);
+        assert!(
+            findings.contains(
+                &"timescaledb/Cluster/timescaledb: spec.bootstrap.initdb.secret.name: Secret \
+                  `db-owner` does not exist in namespace `ehs-dev`: render it in this \
+                  environment or declare it as provided externally"
+                    .to_owned()
+            ),
+            "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn a_storage_class_nobody_provides_is_a_finding() {
+        let mut platform = platform("dev");
+        platform.timescaledb.storage.storage_class_name = "fast-ssd".into();
+        let findings = findings(&platform);
+        assert!(
+            findings.iter().any(|f| f.starts_with(
+                "timescaledb/Cluster/timescaledb: spec.storage.storageClass: StorageClass \
+                 `fast-ssd` does not exist"
+            )),
+            "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn database_names_that_need_quoting_are_rejected_with_file_line_and_column() {
+        let error = crate::load::parse_yaml::<crate::model::Environment>(
+            "environments/x.yaml",
+            "namespace: x\ndomain: x.y\ntimescaledb:\n  database: Ehs-Data\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("environments/x.yaml:4:13: `Ehs-Data` is not a valid PostgreSQL name"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_cluster_passes_its_own_schema_check_and_an_unknown_field_fails_it() {
+        let platform = platform("prod");
+        let mut objects = crate::components::build_all(&platform, &templates()).unwrap();
+        let facts = crate::resolve::facts(&platform);
+        assert!(validate(&objects, &facts).is_empty());
+        let cluster = objects
+            .iter_mut()
+            .find(|o| o.kind() == "Cluster")
+            .expect("Cluster");
+        cluster.value["spec"]["postgresql"]["synchronus"] = serde_json::json!({});
+        let findings = validate(&objects, &facts);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].field, "spec.postgresql.synchronus");
+        assert!(findings[0].reason.contains("did you mean `synchronous`"), "{}", findings[0].reason);
+    }
 }

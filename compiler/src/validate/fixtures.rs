@@ -256,6 +256,8 @@ pub(super) fn prod_facts() -> PlatformFacts {
             name: name.into(),
         })
         .collect(),
+        component_problems: Vec::new(),
+        component_references: Vec::new(),
     }
 }
 

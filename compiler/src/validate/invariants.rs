@@ -15,6 +15,9 @@ use crate::quantity::Quantity;
 
 pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Report) {
     check_kafka(facts, report);
+    for (field, reason) in &facts.component_problems {
+        report.model(field, reason.clone());
+    }
     check_namespaces(objects, report);
     for manifest in objects {
         if facts.production && manifest.kind() == "StatefulSet" {

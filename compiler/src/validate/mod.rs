@@ -28,6 +28,21 @@ pub struct PlatformFacts {
     /// Objects the manifests may reference that are provided outside this repository
     /// (e.g. `StorageClass/local-path`, `Secret/mqtt-credentials`).
     pub provided_externally: Vec<ExternalObject>,
+    /// Findings a component makes about its own settings: (field in the environment, reason).
+    pub component_problems: Vec<(String, String)>,
+    /// Objects named inside rendered objects where the generic checks do not look (e.g. fields
+    /// of custom resources); each must be rendered or provided externally.
+    pub component_references: Vec<DeclaredReference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredReference {
+    /// Kind and name of the rendered object holding the reference.
+    pub from: (&'static str, String),
+    /// Dotted path of the field in that object.
+    pub field: String,
+    /// Kind and name of the object it names.
+    pub to: (&'static str, String),
 }
 
 #[derive(Debug, Clone, Default)]

@@ -39,6 +39,17 @@ pub(super) fn check(objects: &[Manifest], facts: &PlatformFacts, report: &mut Re
             _ => {}
         }
     }
+    for reference in &facts.component_references {
+        let (from_kind, from_name) = &reference.from;
+        if let Some(referrer) = objects
+            .iter()
+            .find(|object| object.kind() == *from_kind && object.name() == from_name)
+        {
+            let (kind, name) = &reference.to;
+            let field = FieldPath::of(&reference.field);
+            inventory.require(referrer, field, kind, name, report);
+        }
+    }
     for template in &inventory.templates {
         check_workload_selector(template, report);
         check_pod_references(template, &inventory, report);
