@@ -1,20 +1,10 @@
 //! Record values for the readings topic.
 //!
-//! One record per metric ("long" format), matching the TimescaleDB hypertable the JDBC sink
-//! writes (`bridge/sql/readings.sql`):
-//!
-//! ```sql
-//! CREATE TABLE readings (
-//!     time         timestamptz      NOT NULL,
-//!     home_id      text             NOT NULL,
-//!     device_id    text             NOT NULL,
-//!     metric       text             NOT NULL,
-//!     value        double precision NOT NULL,
-//!     arrival_time timestamptz      NOT NULL
-//! );
-//! SELECT create_hypertable('readings', 'time');
-//! ```
+//! One record per metric ("long" format). The fields, their Connect types and the table the JDBC
+//! sink writes them into are defined once in [`ehs_contract::reading`]; the payload structs here
+//! are checked against that definition by the tests below.
 
+use ehs_contract::reading;
 use ehs_contract::OutputEncoding;
 use serde::Serialize;
 
@@ -30,55 +20,6 @@ pub struct Reading<'a> {
     pub metric: &'a str,
     pub value: f64,
     pub arrival_time: EpochMillis,
-}
-
-/// Kafka Connect schema types of the readings struct, in field order.
-const CONNECT_FIELDS: [(&str, ConnectType); 6] = [
-    ("time", ConnectType::Timestamp),
-    ("home_id", ConnectType::String),
-    ("device_id", ConnectType::String),
-    ("metric", ConnectType::String),
-    ("value", ConnectType::Double),
-    ("arrival_time", ConnectType::Timestamp),
-];
-
-/// Schema name the JDBC sink sees.
-pub const CONNECT_SCHEMA_NAME: &str = "ehs.Reading";
-
-#[derive(Debug, Clone, Copy)]
-enum ConnectType {
-    /// int64 milliseconds with the `org.apache.kafka.connect.data.Timestamp` logical type.
-    Timestamp,
-    String,
-    Double,
-}
-
-/// The JsonConverter schema (schemas.enable=true) for [`Reading`], built once.
-pub fn connect_schema() -> serde_json::Value {
-    let fields: Vec<serde_json::Value> = CONNECT_FIELDS
-        .iter()
-        .map(|(field, kind)| match kind {
-            ConnectType::Timestamp => serde_json::json!({
-                "type": "int64",
-                "optional": false,
-                "name": "org.apache.kafka.connect.data.Timestamp",
-                "version": 1,
-                "field": field,
-            }),
-            ConnectType::String => {
-                serde_json::json!({"type": "string", "optional": false, "field": field})
-            }
-            ConnectType::Double => {
-                serde_json::json!({"type": "double", "optional": false, "field": field})
-            }
-        })
-        .collect();
-    serde_json::json!({
-        "type": "struct",
-        "fields": fields,
-        "optional": false,
-        "name": CONNECT_SCHEMA_NAME,
-    })
 }
 
 #[derive(Serialize)]
@@ -112,7 +53,12 @@ pub struct Encoder {
 impl Encoder {
     pub fn new(encoding: OutputEncoding) -> Self {
         let mut envelope_prefix = b"{\"schema\":".to_vec();
-        envelope_prefix.extend_from_slice(connect_schema().to_string().as_bytes());
+        let schema = serde_json::to_writer(&mut envelope_prefix, &reading::connect_schema());
+        // Plain structs of strings, bools and numbers always serialize.
+        debug_assert!(
+            schema.is_ok(),
+            "serializing the Connect schema failed: {schema:?}"
+        );
         envelope_prefix.extend_from_slice(b",\"payload\":");
         Self {
             encoding,
@@ -219,7 +165,7 @@ mod tests {
         let schema = &envelope["schema"];
         assert_eq!(schema["type"], "struct");
         assert_eq!(schema["optional"], false);
-        assert_eq!(schema["name"], CONNECT_SCHEMA_NAME);
+        assert_eq!(schema["name"], reading::CONNECT_SCHEMA_NAME);
         let payload = envelope["payload"].as_object().expect("payload object");
         let fields = schema["fields"].as_array().expect("fields");
         assert_eq!(
@@ -235,7 +181,7 @@ mod tests {
             match field["type"].as_str() {
                 Some("int64") => {
                     assert!(value.is_i64(), "{name}");
-                    assert_eq!(field["name"], "org.apache.kafka.connect.data.Timestamp");
+                    assert_eq!(field["name"], reading::CONNECT_TIMESTAMP);
                 }
                 Some("string") => assert!(value.is_string(), "{name}"),
                 Some("double") => assert!(value.is_f64(), "{name}"),
@@ -245,6 +191,36 @@ mod tests {
         assert_eq!(payload["time"], 1_764_064_800_000_i64);
         assert_eq!(payload["arrival_time"], 1_764_064_800_250_i64);
         assert_eq!(payload["value"], 412.5);
+    }
+
+    fn keys(object: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = object
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn schema_field_names() -> Vec<&'static str> {
+        let mut names: Vec<_> = reading::field_names().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The envelope and both payloads must carry exactly the contract's fields: a field added to
+    /// `ehs_contract::reading::FIELDS` but not to the payload structs fails here.
+    #[test]
+    fn envelope_and_payloads_equal_the_reading_schema() {
+        let envelope = encode(OutputEncoding::ConnectJson);
+        assert_eq!(
+            envelope["schema"],
+            serde_json::to_value(reading::connect_schema()).expect("schema")
+        );
+        assert_eq!(keys(&envelope["payload"]), schema_field_names());
+        assert_eq!(keys(&encode(OutputEncoding::Json)), schema_field_names());
     }
 
     #[test]

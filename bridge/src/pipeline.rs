@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ehs_contract::headers;
+use ehs_contract::{headers, reading};
 use rdkafka::message::{Header, OwnedHeaders};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
@@ -58,6 +58,7 @@ pub struct Processor {
     producer: Arc<BridgeProducer>,
     shared: Arc<Shared>,
     value: Vec<u8>,
+    key: String,
     header_name: String,
 }
 
@@ -69,6 +70,7 @@ impl Processor {
             producer,
             shared,
             value: Vec::with_capacity(512),
+            key: String::with_capacity(64),
             header_name: String::with_capacity(64),
         }
     }
@@ -110,6 +112,8 @@ impl Processor {
         } else {
             String::new()
         };
+        // Every metric of a message shares the key: one device's readings, one partition.
+        reading::write_record_key(&mut self.key, ids.home, ids.device);
         let mut shared_headers = Some(self.headers(publish, &arrival_text));
         let last = decoded.metrics.len().saturating_sub(1);
         for (index, (metric, value)) in decoded.metrics.iter().enumerate() {
@@ -130,7 +134,7 @@ impl Processor {
             };
             let record = kafka::Outgoing {
                 topic: &self.config.kafka_topic,
-                key: ids.device.as_bytes(),
+                key: self.key.as_bytes(),
                 payload: &self.value,
                 headers: record_headers,
                 timestamp_ms: arrival_ms,

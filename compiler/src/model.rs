@@ -271,6 +271,33 @@ checked_string_type!(
     TOPIC_NAME_PATTERN
 );
 
+checked_string_type!(
+    /// A PostgreSQL identifier that needs no quoting: a lowercase letter or `_`, then lowercase
+    /// letters, digits or `_`, at most 63 characters; e.g. `ehs`.
+    SqlIdentifier,
+    check_sql_identifier,
+    SQL_IDENTIFIER_PATTERN
+);
+
+const SQL_IDENTIFIER_PATTERN: &str = "^[a-z_][a-z0-9_]{0,62}$";
+
+fn check_sql_identifier(text: &str) -> Result<(), String> {
+    let mut bytes = text.bytes();
+    let valid = text.len() <= 63
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid PostgreSQL name here: use 1 to 63 lowercase letters, digits \
+             or `_`, starting with a letter or `_` (e.g. `ehs`)"
+        ))
+    }
+}
+
 pub fn check_dns_label(text: &str) -> Result<(), String> {
     let valid = !text.is_empty()
         && text.len() <= 63

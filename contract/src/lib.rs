@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod config;
+pub mod reading;
 
 /// Environment variables the bridge reads. The compiler sets exactly these on the bridge's pods;
 /// the bridge's command-line flags carry the same names (`--mqtt-url` ⇔ `EHS_MQTT_URL`).

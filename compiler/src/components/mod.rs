@@ -49,6 +49,7 @@ macro_rules! for_each_component {
             namespace => namespace_settings,
             kafka => kafka,
             hivemq => hivemq,
+            timescaledb => timescaledb,
             bridge => bridge,
         }
     };
