@@ -15,6 +15,7 @@ use crate::emit;
 use crate::load::{Repo, RENDERED_DIR};
 use crate::model::Environment;
 use crate::pipeline::{self, Compiled, PipelineError, Shared};
+use crate::validate::Crds;
 
 /// Compiles EHS environments (`environments/*.yaml` + `components/`) into plain Kubernetes
 /// manifests under `rendered/<env>/`, ready for Argo CD or Flux.
@@ -42,6 +43,8 @@ enum Command {
         /// differs from a fresh render (for CI).
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Show how a fresh render differs from the committed `rendered/<env>/`, or how two
     /// environments differ (`ehs diff dev prod`).
@@ -66,6 +69,8 @@ enum Command {
     Validate {
         #[command(flatten)]
         selection: Selection,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Print the JSON Schema of environment files (what editors check while typing).
     Schema {
@@ -83,6 +88,15 @@ struct Selection {
     /// Every environment in `environments/` (the default when no --env is given).
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Debug, Args)]
+struct Checks {
+    /// Also check every custom resource against the `openAPIV3Schema` of its
+    /// CustomResourceDefinition, read from the `*.yaml` files in DIR (unknown fields fail, as
+    /// with a strict server-side apply). A custom resource whose CRD is not there is a finding.
+    #[arg(long, value_name = "DIR")]
+    crds: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -154,9 +168,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         None => std::env::current_dir().map_err(CliError::CurrentDir)?,
     };
     let repo = Repo::discover(&start).map_err(PipelineError::from)?;
-    let shared = Shared::load(&repo).map_err(PipelineError::from)?;
+    let mut shared = Shared::load(&repo).map_err(PipelineError::from)?;
+    if let Command::Render { checks, .. } | Command::Validate { checks, .. } = &cli.command {
+        if let Some(dir) = &checks.crds {
+            shared.crds = Some(Crds::load(dir).map_err(PipelineError::from)?);
+        }
+    }
     match cli.command {
-        Command::Render { selection, check } => render(&repo, &shared, &selection, check),
+        Command::Render {
+            selection, check, ..
+        } => render(&repo, &shared, &selection, check),
         Command::Diff {
             env: Some(env),
             colour,
@@ -167,7 +188,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             colour,
             ..
         } => diff_environments(&repo, &shared, &environments[0], &environments[1], colour),
-        Command::Validate { selection } => validate(&repo, &shared, &selection),
+        Command::Validate { selection, .. } => validate(&repo, &shared, &selection),
         Command::Schema { .. } => unreachable!("handled above"),
     }
 }

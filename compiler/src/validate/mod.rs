@@ -5,6 +5,7 @@
 //!
 //! - `schema`: each object against the JSON Schema of its kind (the kinds its component declares),
 //!   strict about unknown fields.
+//! - `crds` (with `--crds DIR`): each custom resource against its operator's CRD, as strictly.
 //! - `references`: selectors, named ports and names of other objects resolve within the
 //!   environment, including the references components declare.
 //! - `invariants`: HA in production, resources, Pod Security "restricted", one namespace per
@@ -12,12 +13,14 @@
 //! - each component's own invariants (`ComponentHooks::invariants`): this module knows no
 //!   component.
 
+mod crds;
 mod invariants;
 mod path;
 mod pods;
 mod references;
 mod schema;
 
+pub use crds::{CrdError, Crds};
 pub use path::FieldPath;
 pub use schema::KindSchema;
 
@@ -59,9 +62,19 @@ impl std::fmt::Display for Finding {
 }
 
 /// Runs every check, the generic ones and every component's own, and returns all failures
-/// (empty = valid), sorted.
+/// (empty = valid), sorted. Tests' shorthand for [`validate_against`] without CRDs.
+#[cfg(test)]
 pub fn validate(objects: &[Manifest], platform: &Platform) -> Vec<Finding> {
-    check_all(objects, platform, components::ALL, schema::registry())
+    validate_against(objects, platform, None)
+}
+
+/// [`validate`], and with `crds` every custom resource against its CRD too.
+pub fn validate_against(
+    objects: &[Manifest],
+    platform: &Platform,
+    crds: Option<&Crds>,
+) -> Vec<Finding> {
+    check_all(objects, platform, components::ALL, schema::registry(), crds)
 }
 
 fn check_all(
@@ -69,9 +82,13 @@ fn check_all(
     platform: &Platform,
     components: &[Component],
     kinds: &schema::Registry,
+    crds: Option<&Crds>,
 ) -> Vec<Finding> {
     let mut report = Report::new(&platform.environment.name);
     schema::check(objects, kinds, &mut report);
+    if let Some(crds) = crds {
+        crds::check(objects, kinds, crds, &mut report);
+    }
     let declared: Vec<Reference> = components
         .iter()
         .flat_map(|component| (component.references)(platform))
