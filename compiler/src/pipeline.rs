@@ -5,7 +5,7 @@ use crate::emit::{self, EmitError, Files};
 use crate::load::{Defaults, EnvironmentFile, LoadError, Repo, RENDERED_DIR};
 use crate::resolve::{self, Platform, ResolveError};
 use crate::templates::Templates;
-use crate::validate::{self, CrdError, Crds, Finding};
+use crate::validate::{self, CrdError, Crds, Finding, Severity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -89,6 +89,7 @@ fn long_line_findings(environment: &str, files: &Files) -> Vec<Finding> {
                 long.chars,
                 emit::MAX_LINE_CHARS
             ),
+            severity: Severity::Error,
         })
         .collect()
 }

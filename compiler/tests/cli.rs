@@ -356,24 +356,51 @@ fn files_no_longer_produced_are_removed() {
     scratch.ehs().args(["render", "--check"]).assert().success();
 }
 
+/// A warning is printed but fails `validate` and `render` only with `--deny-warnings`.
 #[test]
-fn a_hivemq_queue_below_the_outage_backlog_is_reported_in_production() {
+fn a_hivemq_queue_below_the_outage_backlog_is_a_warning_in_production() {
     let scratch = Scratch::new();
     scratch.edit(
         "environments/prod.yaml",
         "    maxQueueSize: 10000000",
         "    maxQueueSize: 1000",
     );
+    let warning = "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot \
+                   hold a 1800-second Kafka outage at 5000 messages/s (9000000 messages)";
     scratch
         .ehs()
         .arg("validate")
         .assert()
-        .code(EXIT_FINDINGS)
-        .stdout(predicate::str::contains(
-            "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot hold a \
-             1800-second Kafka outage at 5000 messages/s (9000000 messages)",
-        ))
+        .success()
+        .stdout(predicate::str::contains(warning))
         .stdout(predicate::str::contains("dev:").not());
+    scratch
+        .ehs()
+        .args(["validate", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(warning));
+    let before = scratch.rendered();
+    scratch
+        .ehs()
+        .args(["render", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stderr(predicate::str::contains("nothing written"));
+    assert_eq!(scratch.rendered(), before);
+    scratch
+        .ehs()
+        .arg("render")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(warning));
+    assert_ne!(scratch.rendered(), before);
+    scratch.ehs().args(["render", "--check"]).assert().success();
+    scratch
+        .ehs()
+        .args(["render", "--check", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS);
 }
 
 #[test]

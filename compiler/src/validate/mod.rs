@@ -40,7 +40,18 @@ pub struct Reference {
     pub to: (&'static str, String),
 }
 
-/// One failed check. Displayed as `<environment>: <object>: <field>: <reason>`.
+/// How bad a finding is. Errors fail `ehs validate` and `ehs render`; warnings are printed and
+/// fail them only with `--deny-warnings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    /// A choice that works but that production should not keep, e.g. running HiveMQ without a
+    /// licence.
+    Warning,
+}
+
+/// One failed check. Displayed as `<environment>: <object>: <field>: <reason>`, with `warning: `
+/// before the reason of a warning.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     pub environment: String,
@@ -49,13 +60,24 @@ pub struct Finding {
     /// JSON pointer or dotted path of the offending field.
     pub field: String,
     pub reason: String,
+    pub severity: Severity,
+}
+
+impl Finding {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
         write!(
             f,
-            "{}: {}: {}: {}",
+            "{}: {}: {}: {severity}{}",
             self.environment, self.object, self.field, self.reason
         )
     }
@@ -137,21 +159,44 @@ impl Report {
 
     /// A finding about one rendered object.
     pub fn object(&mut self, manifest: &Manifest, field: impl ToString, reason: impl Into<String>) {
+        self.object_as(Severity::Error, manifest, field, reason);
+    }
+
+    /// A finding about one rendered object, of the given severity.
+    pub fn object_as(
+        &mut self,
+        severity: Severity,
+        manifest: &Manifest,
+        field: impl ToString,
+        reason: impl Into<String>,
+    ) {
         let object = object_label(manifest);
-        self.push(object, field.to_string(), reason.into());
+        self.push(severity, object, field.to_string(), reason.into());
     }
 
     /// A finding about the resolved settings rather than one object, e.g. `kafka.replicas`.
     pub fn model(&mut self, field: impl ToString, reason: impl Into<String>) {
-        self.push(MODEL_OBJECT.to_owned(), field.to_string(), reason.into());
+        self.model_as(Severity::Error, field, reason);
     }
 
-    fn push(&mut self, object: String, field: String, reason: String) {
+    /// A finding about the resolved settings, of the given severity.
+    pub fn model_as(
+        &mut self,
+        severity: Severity,
+        field: impl ToString,
+        reason: impl Into<String>,
+    ) {
+        let object = MODEL_OBJECT.to_owned();
+        self.push(severity, object, field.to_string(), reason.into());
+    }
+
+    fn push(&mut self, severity: Severity, object: String, field: String, reason: String) {
         self.findings.push(Finding {
             environment: self.environment.clone(),
             object,
             field,
             reason,
+            severity,
         });
     }
 
