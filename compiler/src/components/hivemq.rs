@@ -38,7 +38,7 @@ use crate::manifest::Manifest;
 use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
 use crate::resolve::Platform;
 use crate::templates::Templates;
-use crate::validate::{KindSchema, Report, Severity};
+use crate::validate::{KindSchema, PodTemplatePaths, Report, Severity};
 
 pub const NAME: &str = "hivemq";
 
@@ -464,7 +464,12 @@ pub struct Hooks;
 impl ComponentHooks for Hooks {
     fn kinds() -> Vec<KindSchema> {
         vec![
-            KindSchema::of::<HiveMQPlatform>(),
+            // The operator creates a StatefulSet from the spec the resource carries.
+            KindSchema::of::<HiveMQPlatform>().with_pod_template(PodTemplatePaths {
+                template: "spec.statefulSet.spec.template",
+                selector: "spec.statefulSet.spec.selector",
+                claims: Some("spec.statefulSet.spec.volumeClaimTemplates"),
+            }),
             KindSchema::of::<ConfigMap>(),
             KindSchema::of::<PodDisruptionBudget>(),
         ]

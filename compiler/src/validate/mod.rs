@@ -22,7 +22,7 @@ mod schema;
 
 pub use crds::{CrdError, Crds};
 pub use path::FieldPath;
-pub use schema::KindSchema;
+pub use schema::{KindSchema, PodTemplatePaths};
 
 use crate::components::{self, Component};
 use crate::manifest::Manifest;
@@ -119,7 +119,14 @@ fn check_all(
         .iter()
         .flat_map(|component| (component.operator_created)(platform))
         .collect();
-    references::check(objects, platform, &declared, &operator_created, &mut report);
+    references::check(
+        objects,
+        platform,
+        kinds,
+        &declared,
+        &operator_created,
+        &mut report,
+    );
     invariants::check(objects, platform.environment.production, kinds, &mut report);
     for component in components {
         (component.invariants)(platform, objects, &mut report);

@@ -33,6 +33,18 @@ pub struct KindSchema {
     /// opposed to a kind the API server itself serves.
     custom: bool,
     generate: fn() -> schemars::Schema,
+    pods: Option<PodTemplatePaths>,
+}
+
+/// Where a custom resource that makes its operator create pods keeps their template, the
+/// workload's selector and per-pod volume claim templates, as dotted paths of plain keys (e.g.
+/// `spec.statefulSet.spec.template`). With it, the pod checks (Pod Security, resources, selectors,
+/// references to ConfigMaps, Secrets and claims) cover those pods like a built-in workload's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodTemplatePaths {
+    pub template: &'static str,
+    pub selector: &'static str,
+    pub claims: Option<&'static str>,
 }
 
 impl KindSchema {
@@ -51,7 +63,14 @@ impl KindSchema {
             // custom resource.
             custom: !std::any::type_name::<T>().starts_with("k8s_openapi::"),
             generate: || schemars::SchemaGenerator::default().into_root_schema_for::<T>(),
+            pods: None,
         }
+    }
+
+    /// Declares where this custom resource's pod template is; see [`PodTemplatePaths`].
+    pub fn with_pod_template(mut self, paths: PodTemplatePaths) -> Self {
+        self.pods = Some(paths);
+        self
     }
 }
 
@@ -135,6 +154,16 @@ impl Registry {
             .iter()
             .find(|(id, _)| id.group == group && id.kind == kind && id.version == version)
             .map(|(_, registered)| registered)
+    }
+
+    /// Where the pod template of a kind is, if its component declared it.
+    pub(super) fn pod_template_paths(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<PodTemplatePaths> {
+        self.get(api_version, kind)
+            .and_then(|registered| registered.definition.pods)
     }
 
     /// Whether this kind is a custom resource; `None` for kinds no component declares.
