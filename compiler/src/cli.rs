@@ -1,7 +1,8 @@
 //! The `ehs` command line.
 //!
 //! Exit codes: 0 = success / no differences, 1 = the check found something (validation findings,
-//! stale `rendered/`, differences), 2 = error (bad input, unreadable files).
+//! stale `rendered/`, differences), 2 = error (bad input, unreadable files). Warnings are printed
+//! but count as findings only with `--deny-warnings`.
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -15,6 +16,7 @@ use crate::emit;
 use crate::load::{Repo, RENDERED_DIR};
 use crate::model::Environment;
 use crate::pipeline::{self, Compiled, PipelineError, Shared};
+use crate::validate::Crds;
 
 /// Compiles EHS environments (`environments/*.yaml` + `components/`) into plain Kubernetes
 /// manifests under `rendered/<env>/`, ready for Argo CD or Flux.
@@ -42,6 +44,8 @@ enum Command {
         /// differs from a fresh render (for CI).
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Show how a fresh render differs from the committed `rendered/<env>/`, or how two
     /// environments differ (`ehs diff dev prod`).
@@ -62,10 +66,13 @@ enum Command {
         colour: ColourChoice,
     },
     /// Check every object against its kind's JSON Schema, cross-object references and platform
-    /// invariants. Prints one line per finding; exit 1 if there is any.
+    /// invariants. Prints one line per finding; exit 1 if there is any (warnings count only with
+    /// `--deny-warnings`).
     Validate {
         #[command(flatten)]
         selection: Selection,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Print the JSON Schema of environment files (what editors check while typing).
     Schema {
@@ -83,6 +90,19 @@ struct Selection {
     /// Every environment in `environments/` (the default when no --env is given).
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Debug, Args)]
+struct Checks {
+    /// Also check every custom resource against the `openAPIV3Schema` of its
+    /// CustomResourceDefinition, read from the `*.yaml` files in DIR (unknown fields fail, as
+    /// with a strict server-side apply). A custom resource whose CRD is not there is a finding.
+    #[arg(long, value_name = "DIR")]
+    crds: Option<PathBuf>,
+    /// Treat warnings (printed as `warning:`, e.g. HiveMQ without a licence in production) as
+    /// findings: exit 1 and, for `render`, write nothing.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -154,9 +174,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         None => std::env::current_dir().map_err(CliError::CurrentDir)?,
     };
     let repo = Repo::discover(&start).map_err(PipelineError::from)?;
-    let shared = Shared::load(&repo).map_err(PipelineError::from)?;
+    let mut shared = Shared::load(&repo).map_err(PipelineError::from)?;
+    if let Command::Render { checks, .. } | Command::Validate { checks, .. } = &cli.command {
+        if let Some(dir) = &checks.crds {
+            shared.crds = Some(Crds::load(dir).map_err(PipelineError::from)?);
+        }
+    }
     match cli.command {
-        Command::Render { selection, check } => render(&repo, &shared, &selection, check),
+        Command::Render {
+            selection,
+            check,
+            checks,
+        } => render(&repo, &shared, &selection, check, checks.deny_warnings),
         Command::Diff {
             env: Some(env),
             colour,
@@ -167,7 +196,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             colour,
             ..
         } => diff_environments(&repo, &shared, &environments[0], &environments[1], colour),
-        Command::Validate { selection } => validate(&repo, &shared, &selection),
+        Command::Validate { selection, checks } => {
+            validate(&repo, &shared, &selection, checks.deny_warnings)
+        }
         Command::Schema { .. } => unreachable!("handled above"),
     }
 }
@@ -181,9 +212,10 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// Prints every finding (standard output) and error (standard error, which takes them). The
-    /// exit code if anything was reported: errors before findings.
-    fn report(&mut self) -> Result<Option<ExitCode>, CliError> {
+    /// Prints every finding and warning (standard output) and error (standard error, which
+    /// takes them). The exit code if anything failed: errors before findings; warnings fail only
+    /// when `deny_warnings`.
+    fn report(&mut self, deny_warnings: bool) -> Result<Option<ExitCode>, CliError> {
         let mut findings = false;
         for finding in self
             .compiled
@@ -191,7 +223,7 @@ impl Outcome {
             .flat_map(|environment| &environment.findings)
         {
             out(format_args!("{finding}\n"))?;
-            findings = true;
+            findings |= deny_warnings || finding.is_error();
         }
         let errors = std::mem::take(&mut self.errors);
         let failed = !errors.is_empty();
@@ -241,9 +273,10 @@ fn render(
     shared: &Shared,
     selection: &Selection,
     check: bool,
+    deny_warnings: bool,
 ) -> Result<ExitCode, CliError> {
     let mut outcome = compile_selected(repo, shared, selection)?;
-    let verdict = outcome.report()?;
+    let verdict = outcome.report(deny_warnings)?;
     let failed = verdict == Some(ExitCode::from(EXIT_ERROR));
     if let Some(code) = verdict.filter(|_| !check || failed) {
         note(format_args!("nothing written"));
@@ -377,9 +410,14 @@ fn diff_environments(
     print_diff(&changes, from, to, colour)
 }
 
-fn validate(repo: &Repo, shared: &Shared, selection: &Selection) -> Result<ExitCode, CliError> {
+fn validate(
+    repo: &Repo,
+    shared: &Shared,
+    selection: &Selection,
+    deny_warnings: bool,
+) -> Result<ExitCode, CliError> {
     let mut outcome = compile_selected(repo, shared, selection)?;
-    if let Some(code) = outcome.report()? {
+    if let Some(code) = outcome.report(deny_warnings)? {
         return Ok(code);
     }
     note(format_args!("valid: {}", outcome.names.join(", ")));

@@ -5,7 +5,7 @@ use crate::emit::{self, EmitError, Files};
 use crate::load::{Defaults, EnvironmentFile, LoadError, Repo, RENDERED_DIR};
 use crate::resolve::{self, Platform, ResolveError};
 use crate::templates::Templates;
-use crate::validate::{self, Finding};
+use crate::validate::{self, CrdError, Crds, Finding, Severity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -17,6 +17,8 @@ pub enum PipelineError {
     Component(#[from] ComponentError),
     #[error(transparent)]
     Emit(#[from] EmitError),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
     #[error(
         "{path}:{line}:{column}: namespace `{namespace}` is already the namespace of {other}; \
          give every environment a namespace of its own, or their objects overwrite each other"
@@ -34,6 +36,8 @@ pub enum PipelineError {
 pub struct Shared {
     pub defaults: Defaults,
     pub templates: Templates,
+    /// The CRDs custom resources are checked against (`--crds DIR`); none: not checked.
+    pub crds: Option<Crds>,
 }
 
 impl Shared {
@@ -41,6 +45,7 @@ impl Shared {
         Ok(Shared {
             defaults: repo.defaults()?,
             templates: repo.templates()?,
+            crds: None,
         })
     }
 }
@@ -58,7 +63,7 @@ pub fn compile(repo: &Repo, shared: &Shared, name: &str) -> Result<Compiled, Pip
     let file = repo.environment(name)?;
     let platform = resolve::resolve(&file, &shared.defaults)?;
     let objects = components::build_all(&platform, &shared.templates)?;
-    let mut findings = validate::validate(&objects, &platform);
+    let mut findings = validate::validate_against(&objects, &platform, shared.crds.as_ref());
     let files = emit::render_files(&file.path, &objects)?;
     findings.extend(long_line_findings(name, &files));
     Ok(Compiled {
@@ -84,6 +89,7 @@ fn long_line_findings(environment: &str, files: &Files) -> Vec<Finding> {
                 long.chars,
                 emit::MAX_LINE_CHARS
             ),
+            severity: Severity::Error,
         })
         .collect()
 }

@@ -356,24 +356,51 @@ fn files_no_longer_produced_are_removed() {
     scratch.ehs().args(["render", "--check"]).assert().success();
 }
 
+/// A warning is printed but fails `validate` and `render` only with `--deny-warnings`.
 #[test]
-fn a_hivemq_queue_below_the_outage_backlog_is_reported_in_production() {
+fn a_hivemq_queue_below_the_outage_backlog_is_a_warning_in_production() {
     let scratch = Scratch::new();
     scratch.edit(
         "environments/prod.yaml",
         "    maxQueueSize: 10000000",
         "    maxQueueSize: 1000",
     );
+    let warning = "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot \
+                   hold a 1800-second Kafka outage at 5000 messages/s (9000000 messages)";
     scratch
         .ehs()
         .arg("validate")
         .assert()
-        .code(EXIT_FINDINGS)
-        .stdout(predicate::str::contains(
-            "prod: environment: hivemq.queue.maxQueueSize: warning: 1000 messages cannot hold a \
-             1800-second Kafka outage at 5000 messages/s (9000000 messages)",
-        ))
+        .success()
+        .stdout(predicate::str::contains(warning))
         .stdout(predicate::str::contains("dev:").not());
+    scratch
+        .ehs()
+        .args(["validate", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(warning));
+    let before = scratch.rendered();
+    scratch
+        .ehs()
+        .args(["render", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stderr(predicate::str::contains("nothing written"));
+    assert_eq!(scratch.rendered(), before);
+    scratch
+        .ehs()
+        .arg("render")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(warning));
+    assert_ne!(scratch.rendered(), before);
+    scratch.ehs().args(["render", "--check"]).assert().success();
+    scratch
+        .ehs()
+        .args(["render", "--check", "--deny-warnings"])
+        .assert()
+        .code(EXIT_FINDINGS);
 }
 
 #[test]
@@ -853,5 +880,81 @@ fn bridge_topic_layout_must_agree() {
     assert_refused(
         "  config:\n    payloadRoutes: [{filter: ehs/+/+/telemtry, adapter: numeric}]",
         &[INVALID_CONFIG, "`payloadRoutes` route filter `ehs/+/+/telemtry` matches no topic the subscribed filters (ehs/+/+/telemetry) deliver"],
+    );
+}
+
+/// A CustomResourceDefinition for `kind` in `group` whose `spec` lists only `spec_fields` (any
+/// value each), or takes any field when `spec_fields` is empty.
+fn crd(group: &str, kind: &str, spec_fields: &[&str]) -> String {
+    let spec = if spec_fields.is_empty() {
+        "{type: object, x-kubernetes-preserve-unknown-fields: true}".to_owned()
+    } else {
+        let fields: Vec<String> = spec_fields
+            .iter()
+            .map(|field| format!("{field}: {{x-kubernetes-preserve-unknown-fields: true}}"))
+            .collect();
+        format!("{{type: object, properties: {{{}}}}}", fields.join(", "))
+    };
+    let plural = format!("{}s", kind.to_lowercase());
+    format!(
+        "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  \
+         names: {{kind: {kind}, plural: {plural}}}\n  scope: Namespaced\n  versions:\n  \
+         - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        \
+         type: object\n        properties:\n          spec: {spec}\n"
+    )
+}
+
+/// `ehs validate --crds DIR` against small CRDs written for the test (CI has no reference CRDs
+/// beside the clone; `.ci/run` checks the real ones).
+#[test]
+fn custom_resources_are_checked_against_the_crds_in_a_directory() {
+    let scratch = Scratch::new();
+    let crds = tempfile::tempdir().expect("temp dir");
+    let dir = crds.path().display().to_string();
+    let hivemq = crd("hivemq.com", "HiveMQPlatform", &[]);
+    let cluster = crd("postgresql.cnpg.io", "Cluster", &[]);
+    // Two documents in one file, as some operators ship them.
+    fs::write(crds.path().join("all.yaml"), format!("{hivemq}{cluster}")).unwrap();
+    scratch
+        .ehs()
+        .args(["validate", "--crds", &dir])
+        .assert()
+        .success();
+    scratch
+        .ehs()
+        .args(["render", "--check", "--crds", &dir])
+        .assert()
+        .success();
+
+    // A CRD that does not know a field the compiler renders: the field is named.
+    let strict = crd("postgresql.cnpg.io", "Cluster", &["instances", "imageName"]);
+    fs::write(crds.path().join("all.yaml"), format!("{hivemq}{strict}")).unwrap();
+    scratch
+        .ehs()
+        .args(["validate", "--crds", &dir])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "prod: timescaledb/Cluster/timescaledb: spec.storage: unknown field `storage`",
+        ));
+
+    // A custom resource whose CRD is missing names its kind and the directory.
+    fs::write(crds.path().join("all.yaml"), hivemq).unwrap();
+    scratch
+        .ehs()
+        .args(["validate", "--crds", &dir])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(format!(
+            "dev: timescaledb/Cluster/timescaledb: kind: no CustomResourceDefinition for kind \
+             `Cluster` of group `postgresql.cnpg.io` in {dir}"
+        )))
+        .stdout(predicate::str::contains("HiveMQPlatform").not());
+
+    // An unreadable directory is an error, not a finding.
+    scratch.refuses(
+        &["validate", "--crds", "no-such-dir"],
+        "no-such-dir: cannot read the CRD directory",
     );
 }

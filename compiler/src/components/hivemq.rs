@@ -38,7 +38,7 @@ use crate::manifest::Manifest;
 use crate::model::{Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Resources, ResourcesLayer};
 use crate::resolve::Platform;
 use crate::templates::Templates;
-use crate::validate::{KindSchema, Report};
+use crate::validate::{KindSchema, PodTemplatePaths, Report, Severity};
 
 pub const NAME: &str = "hivemq";
 
@@ -464,15 +464,22 @@ pub struct Hooks;
 impl ComponentHooks for Hooks {
     fn kinds() -> Vec<KindSchema> {
         vec![
-            KindSchema::of::<HiveMQPlatform>(),
+            // The operator creates a StatefulSet from the spec the resource carries.
+            KindSchema::of::<HiveMQPlatform>().with_pod_template(PodTemplatePaths {
+                template: "spec.statefulSet.spec.template",
+                selector: "spec.statefulSet.spec.selector",
+                claims: Some("spec.statefulSet.spec.volumeClaimTemplates"),
+            }),
             KindSchema::of::<ConfigMap>(),
             KindSchema::of::<PodDisruptionBudget>(),
         ]
     }
 
     fn invariants(platform: &Platform, _: &[Manifest], report: &mut Report) {
-        for (field, reason) in model_findings(&platform.hivemq, platform.environment.production) {
-            report.model(field, reason);
+        for (field, reason, severity) in
+            model_findings(&platform.hivemq, platform.environment.production)
+        {
+            report.model_as(severity, field, reason);
         }
     }
 
@@ -490,14 +497,15 @@ impl ComponentHooks for Hooks {
     }
 }
 
-/// Rules about the HiveMQ model: `(field under hivemq, reason)` for each one broken.
-pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, String)> {
+/// Rules about the HiveMQ model: `(field under hivemq, reason, severity)` for each one broken.
+pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, String, Severity)> {
     let mut findings = Vec::new();
     let receive_maximum = hivemq.queue.server_receive_maximum.get();
     if receive_maximum > u32::from(u16::MAX) {
         findings.push((
             "hivemq.queue.serverReceiveMaximum".to_owned(),
             format!("MQTT allows a receive maximum of 1 to 65535; found {receive_maximum}"),
+            Severity::Error,
         ));
     }
     if !production {
@@ -508,6 +516,7 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
         findings.push((
             "hivemq.replicas".to_owned(),
             format!("production needs at least 2 HiveMQ nodes so the broker survives losing one; found {replicas}"),
+            Severity::Error,
         ));
     }
     let backlog = hivemq.ride_out.backlog();
@@ -516,15 +525,17 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
         findings.push((
             "hivemq.queue.maxQueueSize".to_owned(),
             format!(
-                "warning: {queue} messages cannot hold a {}-second Kafka outage at {} messages/s ({backlog} messages); HiveMQ drops readings once the queue is full: raise it to at least {backlog} or lower rideOut",
+                "{queue} messages cannot hold a {}-second Kafka outage at {} messages/s ({backlog} messages); HiveMQ drops readings once the queue is full: raise it to at least {backlog} or lower rideOut",
                 hivemq.ride_out.kafka_outage_secs, hivemq.ride_out.messages_per_second
             ),
+            Severity::Warning,
         ));
     }
     if hivemq.license.secret_name.is_none() {
         findings.push((
             "hivemq.license.secretName".to_owned(),
-            "warning: no licence Secret: HiveMQ runs in its connection-limited trial mode; name the Secret holding `license.lic`".to_owned(),
+            "no licence Secret: HiveMQ runs in its connection-limited trial mode; name the Secret holding `license.lic`".to_owned(),
+            Severity::Warning,
         ));
     }
     findings
@@ -722,8 +733,8 @@ mod tests {
         assert!(!mounts(&platform));
     }
 
-    fn fields(findings: &[(String, String)]) -> Vec<&str> {
-        findings.iter().map(|(field, _)| field.as_str()).collect()
+    fn fields(findings: &[(String, String, Severity)]) -> Vec<&str> {
+        findings.iter().map(|(field, ..)| field.as_str()).collect()
     }
 
     #[test]
@@ -743,6 +754,7 @@ mod tests {
         hivemq.queue.max_queue_size = 17_999_999.into();
         let findings = model_findings(&hivemq, true);
         assert_eq!(fields(&findings), ["hivemq.queue.maxQueueSize"]);
+        assert_eq!(findings[0].2, Severity::Warning);
         assert!(
             findings[0].1.contains("at least 18000000"),
             "{}",
@@ -766,6 +778,10 @@ mod tests {
             ["hivemq.replicas", "hivemq.license.secretName"]
         );
         assert!(findings[1].1.contains("trial mode"), "{}", findings[1].1);
+        assert_eq!(
+            [findings[0].2, findings[1].2],
+            [Severity::Error, Severity::Warning]
+        );
         assert_eq!(model_findings(&hivemq, false), Vec::new());
     }
 

@@ -25,7 +25,7 @@ pub(super) fn check(
             check_production_replicas(manifest, report);
         }
     }
-    for template in pod_templates(objects) {
+    for template in pod_templates(objects, registry) {
         check_pod_security(&template, report);
         for container in template.containers() {
             check_resources(template.manifest, &container, report);

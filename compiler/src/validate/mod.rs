@@ -5,6 +5,7 @@
 //!
 //! - `schema`: each object against the JSON Schema of its kind (the kinds its component declares),
 //!   strict about unknown fields.
+//! - `crds` (with `--crds DIR`): each custom resource against its operator's CRD, as strictly.
 //! - `references`: selectors, named ports and names of other objects resolve within the
 //!   environment, including the references components declare.
 //! - `invariants`: HA in production, resources, Pod Security "restricted", one namespace per
@@ -12,14 +13,16 @@
 //! - each component's own invariants (`ComponentHooks::invariants`): this module knows no
 //!   component.
 
+mod crds;
 mod invariants;
 mod path;
 mod pods;
 mod references;
 mod schema;
 
+pub use crds::{CrdError, Crds};
 pub use path::FieldPath;
-pub use schema::KindSchema;
+pub use schema::{KindSchema, PodTemplatePaths};
 
 use crate::components::{self, Component};
 use crate::manifest::Manifest;
@@ -37,7 +40,18 @@ pub struct Reference {
     pub to: (&'static str, String),
 }
 
-/// One failed check. Displayed as `<environment>: <object>: <field>: <reason>`.
+/// How bad a finding is. Errors fail `ehs validate` and `ehs render`; warnings are printed and
+/// fail them only with `--deny-warnings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    /// A choice that works but that production should not keep, e.g. running HiveMQ without a
+    /// licence.
+    Warning,
+}
+
+/// One failed check. Displayed as `<environment>: <object>: <field>: <reason>`, with `warning: `
+/// before the reason of a warning.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     pub environment: String,
@@ -46,22 +60,43 @@ pub struct Finding {
     /// JSON pointer or dotted path of the offending field.
     pub field: String,
     pub reason: String,
+    pub severity: Severity,
+}
+
+impl Finding {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
         write!(
             f,
-            "{}: {}: {}: {}",
+            "{}: {}: {}: {severity}{}",
             self.environment, self.object, self.field, self.reason
         )
     }
 }
 
 /// Runs every check, the generic ones and every component's own, and returns all failures
-/// (empty = valid), sorted.
+/// (empty = valid), sorted. Tests' shorthand for [`validate_against`] without CRDs.
+#[cfg(test)]
 pub fn validate(objects: &[Manifest], platform: &Platform) -> Vec<Finding> {
-    check_all(objects, platform, components::ALL, schema::registry())
+    validate_against(objects, platform, None)
+}
+
+/// [`validate`], and with `crds` every custom resource against its CRD too.
+pub fn validate_against(
+    objects: &[Manifest],
+    platform: &Platform,
+    crds: Option<&Crds>,
+) -> Vec<Finding> {
+    check_all(objects, platform, components::ALL, schema::registry(), crds)
 }
 
 fn check_all(
@@ -69,9 +104,13 @@ fn check_all(
     platform: &Platform,
     components: &[Component],
     kinds: &schema::Registry,
+    crds: Option<&Crds>,
 ) -> Vec<Finding> {
     let mut report = Report::new(&platform.environment.name);
     schema::check(objects, kinds, &mut report);
+    if let Some(crds) = crds {
+        crds::check(objects, kinds, crds, &mut report);
+    }
     let declared: Vec<Reference> = components
         .iter()
         .flat_map(|component| (component.references)(platform))
@@ -80,7 +119,14 @@ fn check_all(
         .iter()
         .flat_map(|component| (component.operator_created)(platform))
         .collect();
-    references::check(objects, platform, &declared, &operator_created, &mut report);
+    references::check(
+        objects,
+        platform,
+        kinds,
+        &declared,
+        &operator_created,
+        &mut report,
+    );
     invariants::check(objects, platform.environment.production, kinds, &mut report);
     for component in components {
         (component.invariants)(platform, objects, &mut report);
@@ -120,21 +166,44 @@ impl Report {
 
     /// A finding about one rendered object.
     pub fn object(&mut self, manifest: &Manifest, field: impl ToString, reason: impl Into<String>) {
+        self.object_as(Severity::Error, manifest, field, reason);
+    }
+
+    /// A finding about one rendered object, of the given severity.
+    pub fn object_as(
+        &mut self,
+        severity: Severity,
+        manifest: &Manifest,
+        field: impl ToString,
+        reason: impl Into<String>,
+    ) {
         let object = object_label(manifest);
-        self.push(object, field.to_string(), reason.into());
+        self.push(severity, object, field.to_string(), reason.into());
     }
 
     /// A finding about the resolved settings rather than one object, e.g. `kafka.replicas`.
     pub fn model(&mut self, field: impl ToString, reason: impl Into<String>) {
-        self.push(MODEL_OBJECT.to_owned(), field.to_string(), reason.into());
+        self.model_as(Severity::Error, field, reason);
     }
 
-    fn push(&mut self, object: String, field: String, reason: String) {
+    /// A finding about the resolved settings, of the given severity.
+    pub fn model_as(
+        &mut self,
+        severity: Severity,
+        field: impl ToString,
+        reason: impl Into<String>,
+    ) {
+        let object = MODEL_OBJECT.to_owned();
+        self.push(severity, object, field.to_string(), reason.into());
+    }
+
+    fn push(&mut self, severity: Severity, object: String, field: String, reason: String) {
         self.findings.push(Finding {
             environment: self.environment.clone(),
             object,
             field,
             reason,
+            severity,
         });
     }
 

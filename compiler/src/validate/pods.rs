@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::path::FieldPath;
+use super::schema::{PodTemplatePaths, Registry};
 use crate::manifest::Manifest;
 
 /// The pod template of a workload (or a bare Pod), with where it sits in the object.
@@ -20,29 +21,17 @@ pub(super) struct PodTemplate<'a> {
 }
 
 impl<'a> PodTemplate<'a> {
-    /// The pod template of `manifest`, if its kind creates pods.
-    pub(super) fn of(manifest: &'a Manifest) -> Option<Self> {
-        let template_path = match manifest.kind() {
-            "Deployment"
-            | "StatefulSet"
-            | "DaemonSet"
-            | "ReplicaSet"
-            | "Job"
-            | "ReplicationController" => "spec.template",
-            "CronJob" => "spec.jobTemplate.spec.template",
-            // The HiveMQ Platform Operator creates a StatefulSet from this template.
-            "HiveMQPlatform" => "spec.statefulSet.spec.template",
-            "Pod" => "",
-            _ => return None,
-        };
-        let claims_path = match manifest.kind() {
-            "StatefulSet" => Some("spec.volumeClaimTemplates"),
-            "HiveMQPlatform" => Some("spec.statefulSet.spec.volumeClaimTemplates"),
-            _ => None,
-        };
-        let selector_path = match manifest.kind() {
-            "HiveMQPlatform" => "spec.statefulSet.spec.selector",
-            _ => "spec.selector",
+    /// The pod template of `manifest`, if its kind creates pods: a built-in workload, or a
+    /// custom resource whose component declared where its template is.
+    pub(super) fn of(manifest: &'a Manifest, kinds: &Registry) -> Option<Self> {
+        let PodTemplatePaths {
+            template: template_path,
+            selector: selector_path,
+            claims: claims_path,
+        } = if kinds.is_custom(manifest.api_version(), manifest.kind()) == Some(true) {
+            kinds.pod_template_paths(manifest.api_version(), manifest.kind())?
+        } else {
+            built_in_paths(manifest.kind())?
         };
         let template = lookup(&manifest.value, template_path)?;
         let spec = template.get("spec")?;
@@ -102,9 +91,32 @@ pub(super) struct Container<'a> {
     pub(super) path: FieldPath,
 }
 
+/// Where the Kubernetes workload kinds keep their pod template, selector and claim templates.
+fn built_in_paths(kind: &str) -> Option<PodTemplatePaths> {
+    let template = match kind {
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => "spec.template",
+        "CronJob" => "spec.jobTemplate.spec.template",
+        "Pod" => "",
+        _ => return None,
+    };
+    Some(PodTemplatePaths {
+        template,
+        selector: "spec.selector",
+        claims: (kind == "StatefulSet").then_some("spec.volumeClaimTemplates"),
+    })
+}
+
 /// Every pod template among `objects`.
-pub(super) fn pod_templates(objects: &[Manifest]) -> Vec<PodTemplate<'_>> {
-    objects.iter().filter_map(PodTemplate::of).collect()
+pub(super) fn pod_templates<'a>(objects: &'a [Manifest], kinds: &Registry) -> Vec<PodTemplate<'a>> {
+    objects
+        .iter()
+        .filter_map(|manifest| PodTemplate::of(manifest, kinds))
+        .collect()
 }
 
 /// Follows a dotted path of plain keys; the empty path is the value itself.
@@ -189,6 +201,7 @@ pub(super) fn label_selector_is_empty(selector: &Value) -> bool {
 mod tests {
     use serde_json::json;
 
+    use super::super::schema::registry;
     use super::*;
 
     fn manifest(value: Value) -> Manifest {
@@ -229,7 +242,7 @@ mod tests {
         ];
         for (value, spec_path) in cases {
             let object = manifest(value);
-            let Some(template) = PodTemplate::of(&object) else {
+            let Some(template) = PodTemplate::of(&object, registry()) else {
                 panic!("no template in {:?}", object.value)
             };
             assert_eq!(template.spec_path.to_string(), spec_path);
@@ -239,7 +252,43 @@ mod tests {
                 format!("{spec_path}.containers[0]")
             );
         }
-        assert!(PodTemplate::of(&manifest(json!({"kind": "Service", "spec": {}}))).is_none());
+        assert!(PodTemplate::of(
+            &manifest(json!({"kind": "Service", "spec": {}})),
+            registry()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn a_custom_resource_has_the_pod_template_its_component_declares() {
+        let (_, objects) = super::super::testing::built("prod");
+        let hivemq = objects
+            .iter()
+            .find(|object| object.kind() == "HiveMQPlatform")
+            .unwrap();
+        let Some(template) = PodTemplate::of(hivemq, registry()) else {
+            panic!("no template in the HiveMQPlatform")
+        };
+        assert_eq!(
+            template.spec_path.to_string(),
+            "spec.statefulSet.spec.template.spec"
+        );
+        assert_eq!(template.selector_path, "spec.statefulSet.spec.selector");
+        let claims: Vec<String> = template
+            .claim_templates()
+            .iter()
+            .map(|(path, _)| path.to_string())
+            .collect();
+        assert_eq!(claims, ["spec.statefulSet.spec.volumeClaimTemplates[0]"]);
+        // A custom resource that declares none has no pods, whatever it holds.
+        let cluster = objects
+            .iter()
+            .find(|object| object.kind() == "Cluster")
+            .unwrap();
+        assert!(PodTemplate::of(cluster, registry()).is_none());
+        let mut undeclared = hivemq.clone();
+        undeclared.value["apiVersion"] = json!("example.com/v1");
+        assert!(PodTemplate::of(&undeclared, registry()).is_none());
     }
 
     #[test]
@@ -247,7 +296,7 @@ mod tests {
         let object = manifest(json!({"kind": "Pod", "spec": {
             "initContainers": [{"name": "init"}], "containers": [{"name": "main"}, {"name": "side"}]
         }}));
-        let Some(template) = PodTemplate::of(&object) else {
+        let Some(template) = PodTemplate::of(&object, registry()) else {
             panic!("no template")
         };
         let names: Vec<String> = template

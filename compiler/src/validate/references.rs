@@ -14,6 +14,7 @@ use super::pods::{
     items, label_selector_is_empty, label_selector_matches, lookup, pod_templates, text,
     PodTemplate,
 };
+use super::schema::Registry;
 use super::{object_label, Reference, Report};
 use crate::manifest::Manifest;
 use crate::resolve::Platform;
@@ -21,11 +22,12 @@ use crate::resolve::Platform;
 pub(super) fn check<'a>(
     objects: &'a [Manifest],
     platform: &'a Platform,
+    kinds: &Registry,
     declared: &[Reference],
     operator_created: &'a [(&'static str, String)],
     report: &mut Report,
 ) {
-    let inventory = Inventory::new(objects, platform, operator_created);
+    let inventory = Inventory::new(objects, platform, kinds, operator_created);
     check_duplicates(objects, report);
     for reference in declared {
         check_declared(reference, &inventory, platform, report);
@@ -80,6 +82,7 @@ impl<'a> Inventory<'a> {
     fn new(
         objects: &'a [Manifest],
         platform: &'a Platform,
+        kinds: &Registry,
         operator_created: &'a [(&'static str, String)],
     ) -> Self {
         // What an operator creates from a rendered custom resource exists once it is applied,
@@ -98,7 +101,7 @@ impl<'a> Inventory<'a> {
         Self {
             objects,
             external,
-            templates: pod_templates(objects),
+            templates: pod_templates(objects, kinds),
         }
     }
 
@@ -697,7 +700,16 @@ mod tests {
     }
 
     fn findings(objects: &[Manifest], platform: &Platform) -> Vec<(String, String, String)> {
-        findings_of("prod", |report| check(objects, platform, &[], &[], report))
+        findings_of("prod", |report| {
+            check(
+                objects,
+                platform,
+                super::super::schema::registry(),
+                &[],
+                &[],
+                report,
+            )
+        })
     }
 
     fn one_finding(objects: &[Manifest]) -> (String, String, String) {

@@ -29,7 +29,22 @@ use crate::manifest::Manifest;
 pub struct KindSchema {
     id: KindId,
     namespaced: bool,
+    /// Whether an operator's CustomResourceDefinition defines it (so `--crds` checks it), as
+    /// opposed to a kind the API server itself serves.
+    custom: bool,
     generate: fn() -> schemars::Schema,
+    pods: Option<PodTemplatePaths>,
+}
+
+/// Where a custom resource that makes its operator create pods keeps their template, the
+/// workload's selector and per-pod volume claim templates, as dotted paths of plain keys (e.g.
+/// `spec.statefulSet.spec.template`). With it, the pod checks (Pod Security, resources, selectors,
+/// references to ConfigMaps, Secrets and claims) cover those pods like a built-in workload's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodTemplatePaths {
+    pub template: &'static str,
+    pub selector: &'static str,
+    pub claims: Option<&'static str>,
 }
 
 impl KindSchema {
@@ -44,8 +59,18 @@ impl KindSchema {
             },
             namespaced: std::any::TypeId::of::<T::Scope>()
                 == std::any::TypeId::of::<NamespaceResourceScope>(),
+            // k8s-openapi holds exactly the kinds the API server serves; any other type is a
+            // custom resource.
+            custom: !std::any::type_name::<T>().starts_with("k8s_openapi::"),
             generate: || schemars::SchemaGenerator::default().into_root_schema_for::<T>(),
+            pods: None,
         }
+    }
+
+    /// Declares where this custom resource's pod template is; see [`PodTemplatePaths`].
+    pub fn with_pod_template(mut self, paths: PodTemplatePaths) -> Self {
+        self.pods = Some(paths);
+        self
     }
 }
 
@@ -131,6 +156,22 @@ impl Registry {
             .map(|(_, registered)| registered)
     }
 
+    /// Where the pod template of a kind is, if its component declared it.
+    pub(super) fn pod_template_paths(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<PodTemplatePaths> {
+        self.get(api_version, kind)
+            .and_then(|registered| registered.definition.pods)
+    }
+
+    /// Whether this kind is a custom resource; `None` for kinds no component declares.
+    pub(super) fn is_custom(&self, api_version: &str, kind: &str) -> Option<bool> {
+        self.get(api_version, kind)
+            .map(|registered| registered.definition.custom)
+    }
+
     /// Whether objects of this kind live in a namespace; `None` for kinds no component declares.
     pub(super) fn is_namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
         self.get(api_version, kind)
@@ -177,6 +218,17 @@ fn check_object(manifest: &Manifest, registry: &Registry, report: &mut Report) {
             return;
         }
     };
+    report_errors(manifest, validator, &compiled.schema, report);
+}
+
+/// Reports every way `manifest` fails `validator`, compiled from `schema`: unknown fields with
+/// the valid ones (or the closest), missing required fields, values of the wrong form.
+pub(super) fn report_errors(
+    manifest: &Manifest,
+    validator: &Validator,
+    schema: &Value,
+    report: &mut Report,
+) {
     for error in validator.iter_errors(&manifest.value) {
         let segments: Vec<Segment> = error
             .instance_path()
@@ -186,7 +238,7 @@ fn check_object(manifest: &Manifest, registry: &Registry, report: &mut Report) {
         let path = field_path(&segments);
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let known = known_fields(&compiled.schema, &segments);
+                let known = known_fields(schema, &segments);
                 for field in unexpected {
                     report.object(
                         manifest,
@@ -200,7 +252,7 @@ fn check_object(manifest: &Manifest, registry: &Registry, report: &mut Report) {
                 report.object(manifest, path.key(field), "required field is missing");
             }
             ValidationErrorKind::AnyOf { .. } => {
-                let reason = match schema_at(&compiled.schema, &segments)
+                let reason = match schema_at(schema, &segments)
                     .and_then(|schema| schema.get(EXPECTED_KEY))
                 {
                     Some(Value::String(expected)) => {
@@ -385,17 +437,22 @@ fn tighten(root: &mut Value) {
     }
 }
 
-/// Sets `additionalProperties: false` on every object schema that lists its properties.
-fn forbid_unknown_fields(schema: &mut Value) {
+/// Sets `additionalProperties: false` on every object schema that lists its properties, unless
+/// it says `x-kubernetes-preserve-unknown-fields` (CRD schemas do, where any field is fine).
+pub(super) fn forbid_unknown_fields(schema: &mut Value) {
     visit_schemas(schema, &mut |schema| {
-        if schema.contains_key("properties") && !schema.contains_key("additionalProperties") {
+        let open = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+        if schema.contains_key("properties")
+            && !schema.contains_key("additionalProperties")
+            && !open
+        {
             schema.insert("additionalProperties".into(), Value::Bool(false));
         }
     });
 }
 
 /// k8s-openapi marks int-or-string values with `x-kubernetes-int-or-string` and no type at all.
-fn constrain_int_or_string(schema: &mut Value) {
+pub(super) fn constrain_int_or_string(schema: &mut Value) {
     visit_schemas(schema, &mut |schema| {
         let marked = schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
         if marked && !schema.contains_key("type") && !schema.contains_key("anyOf") {
@@ -413,7 +470,7 @@ fn constrain_int_or_string(schema: &mut Value) {
 
 /// Calls `visit` on `schema` and every subschema in it, walking only keywords that hold schemas
 /// (so a property that happens to be named `properties` is not mistaken for the keyword).
-fn visit_schemas(schema: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>)) {
+pub(super) fn visit_schemas(schema: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>)) {
     let Some(object) = schema.as_object_mut() else {
         return;
     };
