@@ -79,6 +79,8 @@ pub struct TopicsLayer {
     pub telemetry: Option<TopicLayer>,
     /// Messages the bridge could not decode or map.
     pub dead_letters: Option<TopicLayer>,
+    /// Records the JDBC sink could not write (Kafka Connect's dead-letter queue).
+    pub sink_dead_letters: Option<TopicLayer>,
 }
 
 /// One topic.
@@ -122,11 +124,12 @@ pub struct Storage {
 pub struct Topics {
     pub telemetry: Topic,
     pub dead_letters: Topic,
+    pub sink_dead_letters: Topic,
 }
 
 impl Topics {
-    pub fn all(&self) -> [&Topic; 2] {
-        [&self.telemetry, &self.dead_letters]
+    pub fn all(&self) -> [&Topic; 3] {
+        [&self.telemetry, &self.dead_letters, &self.sink_dead_letters]
     }
 }
 
@@ -202,16 +205,16 @@ impl Settings {
 
     /// Replication of Kafka's internal topics, and of ours unless overridden: as many copies as
     /// there are nodes, up to three.
-    fn default_replication_factor(&self) -> u32 {
+    pub fn default_replication_factor(&self) -> u32 {
         self.replicas.get().min(MAX_DEFAULT_REPLICATION)
     }
 
     /// The platform's topics as they are created.
-    pub fn topic_specs(&self) -> [TopicSpec; 2] {
+    pub fn topic_specs(&self) -> [TopicSpec; 3] {
         self.topics.all().map(|topic| self.topic_spec(topic))
     }
 
-    fn topic_spec(&self, topic: &Topic) -> TopicSpec {
+    pub fn topic_spec(&self, topic: &Topic) -> TopicSpec {
         let replication_factor = topic
             .replication_factor
             .map_or_else(|| self.default_replication_factor(), Count::get);
@@ -240,7 +243,7 @@ pub fn cluster_id(namespace: &DnsLabel) -> String {
 }
 
 /// JVM heap flags: half the container's memory limit.
-fn heap_options(resources: &Resources) -> String {
+pub fn heap_options(resources: &Resources) -> String {
     let heap_mib = (resources.limits.memory.whole_units() / 2 / (1024 * 1024)).max(64);
     format!("-Xms{heap_mib}m -Xmx{heap_mib}m")
 }
@@ -709,6 +712,7 @@ mod tests {
             for topic in [
                 &mut platform.kafka.topics.telemetry,
                 &mut platform.kafka.topics.dead_letters,
+                &mut platform.kafka.topics.sink_dead_letters,
             ] {
                 topic.replication_factor = Some(1.into());
                 topic.min_insync_replicas = Some(1.into());

@@ -51,6 +51,7 @@ macro_rules! for_each_component {
             hivemq => hivemq,
             timescaledb => timescaledb,
             bridge => bridge,
+            connect => connect,
         }
     };
 }
