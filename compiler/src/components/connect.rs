@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use ehs_contract::reading;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, HTTPGetAction, KeyToPath, PodSpec, PodTemplateSpec, Probe,
     SecretVolumeSource, Service, ServiceSpec, Volume, VolumeMount,
@@ -31,7 +31,8 @@ use serde_json::Value;
 use super::kafka::{self, heap_options};
 use super::{
     config_map_volume, container_port, count_i32, env_var, manifest, pod_field_env_var,
-    restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
+    restricted_container, restricted_pod_security, run_once_job, scratch_volume, service_port,
+    short_hash, App,
     ComponentError, ComponentHooks, CONFIG_CHECKSUM_ANNOTATION,
 };
 use crate::manifest::Manifest;
@@ -395,15 +396,9 @@ fn deployment(app: &App, config_checksum: &str) -> Deployment {
     }
 }
 
-/// Registers the connector. Jobs are immutable, so the name carries a hash of what it sends and
-/// runs: a changed connector config (or image) yields a new Job, an unchanged one is left alone.
+/// Registers the connector; a changed connector config (or image) yields a new Job.
 fn registration_job(app: &App, what_it_does: &str) -> Job {
     let connect = &app.platform.connect;
-    let image = connect.image.to_string();
-    let name = format!(
-        "{REGISTER_APP}-{}",
-        short_hash(&format!("{image}\n{what_it_does}"), 8)
-    );
     let (config, config_mount) = config_map_volume(REGISTER_APP, REGISTER_MOUNT);
     // The worker image: it has bash and curl (its Containerfile installs curl for this Job).
     let container = Container {
@@ -412,30 +407,21 @@ fn registration_job(app: &App, what_it_does: &str) -> Job {
             format!("{REGISTER_MOUNT}/{REGISTER_SCRIPT}"),
         ]),
         volume_mounts: Some(vec![config_mount]),
-        ..restricted_container("register", image, &connect.registration_resources)
+        ..restricted_container(
+            "register",
+            connect.image.to_string(),
+            &connect.registration_resources,
+        )
     };
-    Job {
-        metadata: app.metadata(&name),
-        spec: Some(JobSpec {
-            backoff_limit: Some(6),
-            active_deadline_seconds: Some(3600),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(app.labels()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("OnFailure".to_owned()),
-                    security_context: Some(restricted_pod_security(CONNECT_UID)),
-                    containers: vec![container],
-                    volumes: Some(vec![config]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    run_once_job(
+        app,
+        what_it_does,
+        CONNECT_UID,
+        container,
+        vec![config],
+        6,
+        3600,
+    )
 }
 
 /// Kafka Connect's part in `ehs validate`.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PodSpec,
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::{
     config_map_volume, container_port, count_i32, env_var, manifest, persistent_volume_claim,
     pod_field_env_var, CONFIG_CHECKSUM_ANNOTATION,
-    restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
+    restricted_container, restricted_pod_security, run_once_job, scratch_volume, service_port, short_hash, App,
     ComponentError, ComponentHooks,
 };
 use crate::manifest::Manifest;
@@ -430,15 +430,9 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
     }
 }
 
-/// A Job that creates missing topics. Jobs are immutable, so its name carries a hash of what it
-/// does: a changed topic spec or image yields a new Job, an unchanged one is left alone.
+/// A Job that creates missing topics; a changed topic spec or image yields a new Job.
 fn topics_job(app: &App, topics_script: &str) -> Job {
     let kafka = &app.platform.kafka;
-    let image = kafka.image.to_string();
-    let name = format!(
-        "{TOPICS_APP}-{}",
-        short_hash(&format!("{image}\n{topics_script}"), 8)
-    );
     let (scratch, scratch_mount) = scratch_volume("tmp", SCRATCH_MOUNT);
     let (config, config_mount) = config_map_volume(TOPICS_APP, CONFIG_MOUNT);
     let container = k8s_openapi::api::core::v1::Container {
@@ -451,30 +445,21 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
             env_var("LOG_DIR", APPLICATION_LOG_DIR),
         ]),
         volume_mounts: Some(vec![config_mount, scratch_mount]),
-        ..restricted_container("create-topics", image, &kafka.admin_resources)
+        ..restricted_container(
+            "create-topics",
+            kafka.image.to_string(),
+            &kafka.admin_resources,
+        )
     };
-    Job {
-        metadata: app.metadata(&name),
-        spec: Some(JobSpec {
-            backoff_limit: Some(10),
-            active_deadline_seconds: Some(1800),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(app.labels()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("OnFailure".to_owned()),
-                    security_context: Some(restricted_pod_security(KAFKA_UID)),
-                    containers: vec![container],
-                    volumes: Some(vec![config, scratch]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    run_once_job(
+        app,
+        topics_script,
+        KAFKA_UID,
+        container,
+        vec![config, scratch],
+        10,
+        1800,
+    )
 }
 
 /// Kafka's part in `ehs validate`.
