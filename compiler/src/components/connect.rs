@@ -864,6 +864,33 @@ mod tests {
     }
 
     #[test]
+    fn bad_sink_settings_are_rejected_with_file_line_and_column() {
+        let parse = |sink: &str| {
+            crate::load::parse_yaml::<crate::model::Environment>(
+                "environments/x.yaml",
+                &format!("namespace: x\ndomain: x.y\nconnect:\n  sink:\n    {sink}\n"),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let error = parse("tasksMax: 0");
+        assert!(
+            error.starts_with("environments/x.yaml:5:15: 0 is not a valid count"),
+            "{error}"
+        );
+        let error = parse("tasks: 2");
+        assert!(
+            error.starts_with(
+                "environments/x.yaml:5:5: unknown field `tasks`, expected one of name, tasksMax, \
+                 batchSize"
+            ),
+            "{error}"
+        );
+        let error = parse("name: Readings");
+        assert!(error.starts_with("environments/x.yaml:5:11: `Readings`"), "{error}");
+    }
+
+    #[test]
     fn the_read_write_service_is_the_database_operators() {
         let platform = platform("prod");
         let created = <crate::components::timescaledb::Hooks as ComponentHooks>::operator_created(
