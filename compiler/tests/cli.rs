@@ -137,7 +137,8 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "kafka:\n  replicas: 3",
             "kafak:\n  replicas: 3",
             "environments/prod.yaml:19:1: unknown field `kafak`, expected one of namespace, \
-             domain, production, providedExternally, namespaceSettings, kafka, hivemq, timescaledb, bridge",
+             domain, production, providedExternally, namespaceSettings, kafka, hivemq, timescaledb, bridge, \
+             connect",
         ),
         (
             "invalid DNS name",

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PodSpec,
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::{
     config_map_volume, container_port, count_i32, env_var, manifest, persistent_volume_claim,
     pod_field_env_var, CONFIG_CHECKSUM_ANNOTATION,
-    restricted_container, restricted_pod_security, scratch_volume, service_port, short_hash, App,
+    restricted_container, restricted_pod_security, run_once_job, scratch_volume, service_port, short_hash, App,
     ComponentError, ComponentHooks,
 };
 use crate::manifest::Manifest;
@@ -79,6 +79,8 @@ pub struct TopicsLayer {
     pub telemetry: Option<TopicLayer>,
     /// Messages the bridge could not decode or map.
     pub dead_letters: Option<TopicLayer>,
+    /// Records the JDBC sink could not write (Kafka Connect's dead-letter queue).
+    pub sink_dead_letters: Option<TopicLayer>,
 }
 
 /// One topic.
@@ -122,11 +124,12 @@ pub struct Storage {
 pub struct Topics {
     pub telemetry: Topic,
     pub dead_letters: Topic,
+    pub sink_dead_letters: Topic,
 }
 
 impl Topics {
-    pub fn all(&self) -> [&Topic; 2] {
-        [&self.telemetry, &self.dead_letters]
+    pub fn all(&self) -> [&Topic; 3] {
+        [&self.telemetry, &self.dead_letters, &self.sink_dead_letters]
     }
 }
 
@@ -202,16 +205,16 @@ impl Settings {
 
     /// Replication of Kafka's internal topics, and of ours unless overridden: as many copies as
     /// there are nodes, up to three.
-    fn default_replication_factor(&self) -> u32 {
+    pub fn default_replication_factor(&self) -> u32 {
         self.replicas.get().min(MAX_DEFAULT_REPLICATION)
     }
 
     /// The platform's topics as they are created.
-    pub fn topic_specs(&self) -> [TopicSpec; 2] {
+    pub fn topic_specs(&self) -> [TopicSpec; 3] {
         self.topics.all().map(|topic| self.topic_spec(topic))
     }
 
-    fn topic_spec(&self, topic: &Topic) -> TopicSpec {
+    pub fn topic_spec(&self, topic: &Topic) -> TopicSpec {
         let replication_factor = topic
             .replication_factor
             .map_or_else(|| self.default_replication_factor(), Count::get);
@@ -240,7 +243,7 @@ pub fn cluster_id(namespace: &DnsLabel) -> String {
 }
 
 /// JVM heap flags: half the container's memory limit.
-fn heap_options(resources: &Resources) -> String {
+pub fn heap_options(resources: &Resources) -> String {
     let heap_mib = (resources.limits.memory.whole_units() / 2 / (1024 * 1024)).max(64);
     format!("-Xms{heap_mib}m -Xmx{heap_mib}m")
 }
@@ -427,15 +430,9 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
     }
 }
 
-/// A Job that creates missing topics. Jobs are immutable, so its name carries a hash of what it
-/// does: a changed topic spec or image yields a new Job, an unchanged one is left alone.
+/// A Job that creates missing topics; a changed topic spec or image yields a new Job.
 fn topics_job(app: &App, topics_script: &str) -> Job {
     let kafka = &app.platform.kafka;
-    let image = kafka.image.to_string();
-    let name = format!(
-        "{TOPICS_APP}-{}",
-        short_hash(&format!("{image}\n{topics_script}"), 8)
-    );
     let (scratch, scratch_mount) = scratch_volume("tmp", SCRATCH_MOUNT);
     let (config, config_mount) = config_map_volume(TOPICS_APP, CONFIG_MOUNT);
     let container = k8s_openapi::api::core::v1::Container {
@@ -448,30 +445,21 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
             env_var("LOG_DIR", APPLICATION_LOG_DIR),
         ]),
         volume_mounts: Some(vec![config_mount, scratch_mount]),
-        ..restricted_container("create-topics", image, &kafka.admin_resources)
+        ..restricted_container(
+            "create-topics",
+            kafka.image.to_string(),
+            &kafka.admin_resources,
+        )
     };
-    Job {
-        metadata: app.metadata(&name),
-        spec: Some(JobSpec {
-            backoff_limit: Some(10),
-            active_deadline_seconds: Some(1800),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(app.labels()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("OnFailure".to_owned()),
-                    security_context: Some(restricted_pod_security(KAFKA_UID)),
-                    containers: vec![container],
-                    volumes: Some(vec![config, scratch]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    run_once_job(
+        app,
+        topics_script,
+        KAFKA_UID,
+        container,
+        vec![config, scratch],
+        10,
+        1800,
+    )
 }
 
 /// Kafka's part in `ehs validate`.
@@ -709,6 +697,7 @@ mod tests {
             for topic in [
                 &mut platform.kafka.topics.telemetry,
                 &mut platform.kafka.topics.dead_letters,
+                &mut platform.kafka.topics.sink_dead_letters,
             ] {
                 topic.replication_factor = Some(1.into());
                 topic.min_insync_replicas = Some(1.into());

@@ -51,6 +51,7 @@ macro_rules! for_each_component {
             hivemq => hivemq,
             timescaledb => timescaledb,
             bridge => bridge,
+            connect => connect,
         }
     };
 }
@@ -101,11 +102,12 @@ const fn same_text(a: &str, b: &str) -> bool {
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-    ResourceRequirements, SeccompProfile, SecurityContext, ServicePort, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, ServicePort, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -443,6 +445,48 @@ pub fn short_hash(text: &str, hex_chars: usize) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     hex[..hex_chars.min(hex.len())].to_owned()
+}
+
+/// A Job of `app` that runs `container` once to completion. Jobs are immutable, so the name
+/// carries a hash of the image and of `what_it_does` (the scripts and data it runs): a change
+/// yields a new Job, an unchanged one is left alone.
+pub fn run_once_job(
+    app: &App,
+    what_it_does: &str,
+    uid: i64,
+    container: Container,
+    volumes: Vec<Volume>,
+    backoff_limit: i32,
+    active_deadline_seconds: i64,
+) -> Job {
+    let image = container.image.clone().unwrap_or_default();
+    let name = format!(
+        "{}-{}",
+        app.name,
+        short_hash(&format!("{image}\n{what_it_does}"), 8)
+    );
+    Job {
+        metadata: app.metadata(&name),
+        spec: Some(JobSpec {
+            backoff_limit: Some(backoff_limit),
+            active_deadline_seconds: Some(active_deadline_seconds),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(app.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("OnFailure".to_owned()),
+                    security_context: Some(restricted_pod_security(uid)),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A named TCP port of a Service, targeting the container port of the same name.

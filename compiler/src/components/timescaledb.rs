@@ -134,7 +134,6 @@ pub struct Connection {
     pub credentials_secret: String,
 }
 
-#[cfg_attr(not(test), expect(dead_code, reason = "read by the Kafka Connect sink, the next component of issue 8"))]
 impl Connection {
     /// `jdbc:postgresql://<service>.<namespace>.svc:<port>/<database>`.
     pub fn jdbc_url(&self, namespace: &DnsLabel) -> String {
@@ -146,8 +145,7 @@ impl Connection {
 }
 
 impl Settings {
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the Kafka Connect sink, the next component of issue 8"))]
-    pub fn connection(&self) -> Connection {
+        pub fn connection(&self) -> Connection {
         Connection {
             service: format!("{CLUSTER}-rw"),
             port: PORT,

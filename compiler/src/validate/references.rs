@@ -699,14 +699,20 @@ mod tests {
         built("prod").1
     }
 
+    /// The generic checks alone, with what operators create from the rendered custom resources
+    /// (pods may mount a Secret an operator generates).
     fn findings(objects: &[Manifest], platform: &Platform) -> Vec<(String, String, String)> {
+        let operator_created: Vec<(&'static str, String)> = crate::components::ALL
+            .iter()
+            .flat_map(|component| (component.operator_created)(platform))
+            .collect();
         findings_of("prod", |report| {
             check(
                 objects,
                 platform,
                 super::super::schema::registry(),
                 &[],
-                &[],
+                &operator_created,
                 report,
             )
         })
