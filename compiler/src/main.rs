@@ -1,21 +1,9 @@
 //! `ehs`: compiles EHS environments into deterministic Kubernetes manifests.
 
-mod cli;
-mod components;
-mod diff;
-mod emit;
-mod load;
-mod manifest;
-mod model;
-mod pipeline;
-mod quantity;
-mod resolve;
-mod templates;
-mod validate;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use ehs_compiler::cli;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

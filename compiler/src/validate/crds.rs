@@ -60,6 +60,8 @@ pub struct Crds {
 struct Crd {
     name: String,
     file: String,
+    /// `spec.scope` is `Namespaced` (rather than `Cluster`).
+    namespaced: bool,
     versions: BTreeMap<String, CrdVersion>,
 }
 
@@ -146,6 +148,7 @@ impl Crds {
             let group = text_at("/spec/group", "spec.group")?;
             let kind = text_at("/spec/names/kind", "spec.names.kind")?;
             let name = text_at("/metadata/name", "metadata.name")?;
+            let namespaced = text_at("/spec/scope", "spec.scope")? == "Namespaced";
             let mut versions = BTreeMap::new();
             let listed = document
                 .pointer("/spec/versions")
@@ -175,6 +178,7 @@ impl Crds {
             }
             self.kinds.entry((group, kind)).or_insert(Crd {
                 name,
+                namespaced,
                 file: path.to_owned(),
                 versions,
             });
@@ -253,11 +257,18 @@ pub(super) fn check(objects: &[Manifest], registry: &Registry, crds: &Crds, repo
         if registry.is_custom(api_version, kind) != Some(true) {
             continue;
         }
-        check_object(manifest, crds, report);
+        let namespaced = registry.is_namespaced(api_version, kind);
+        check_object(manifest, namespaced, crds, report);
     }
 }
 
-fn check_object(manifest: &Manifest, crds: &Crds, report: &mut Report) {
+/// `declared_namespaced`: the scope the component's typed kind declares, if it declares one.
+fn check_object(
+    manifest: &Manifest,
+    declared_namespaced: Option<bool>,
+    crds: &Crds,
+    report: &mut Report,
+) {
     let (api_version, kind) = (manifest.api_version(), manifest.kind());
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let Some(crd) = crds.kinds.get(&(group.to_owned(), kind.to_owned())) else {
@@ -286,6 +297,27 @@ fn check_object(manifest: &Manifest, crds: &Crds, report: &mut Report) {
         );
         return;
     };
+    if declared_namespaced.is_some_and(|namespaced| namespaced != crd.namespaced) {
+        let scope = |namespaced| {
+            if namespaced {
+                "namespaced"
+            } else {
+                "cluster-scoped"
+            }
+        };
+        report.object(
+            manifest,
+            "kind",
+            format!(
+                "the CRD {} ({}) makes `{kind}` {}, but its component declares it {}; fix the \
+                 `Resource::Scope` of the type behind its `KindSchema`",
+                crd.name,
+                crd.file,
+                scope(crd.namespaced),
+                scope(!crd.namespaced)
+            ),
+        );
+    }
     match served.validator() {
         Ok(validator) => schema::report_errors(manifest, validator, &served.schema, report),
         Err(error) => report.object(
@@ -365,7 +397,7 @@ spec:
             component: "widget".into(),
             value,
         };
-        check_object(&manifest, crds, &mut report);
+        check_object(&manifest, Some(true), crds, &mut report);
         report
             .into_sorted()
             .into_iter()
@@ -455,6 +487,29 @@ spec:
                  `v1alpha1`; it serves: v1"
                     .to_owned()
             )]
+        );
+    }
+
+    #[test]
+    fn the_crds_scope_must_be_the_one_the_component_declares() {
+        let mut report = Report::new("test");
+        let manifest = Manifest {
+            component: "widget".into(),
+            value: widget(json!({})),
+        };
+        check_object(&manifest, Some(false), &crds(), &mut report);
+        let found: Vec<String> = report
+            .into_sorted()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "test: widget/Widget/w: kind: the CRD widgets.example.com (crds/widgets.yaml) \
+              makes `Widget` namespaced, but its component declares it cluster-scoped; fix the \
+              `Resource::Scope` of the type behind its `KindSchema`"
+            ]
         );
     }
 
