@@ -60,6 +60,8 @@ pub struct Layer {
     pub storage: Option<StorageLayer>,
     /// The devices' MQTT-over-TLS listener.
     pub tls: Option<TlsLayer>,
+    /// The LoadBalancer Service devices connect to (8883, TLS only).
+    pub devices: Option<DevicesLayer>,
     /// The HiveMQ licence.
     pub license: Option<LicenseLayer>,
     /// Per-client queue and flow-control limits of `config.xml`.
@@ -78,6 +80,30 @@ pub struct TlsLayer {
     pub secret_name: Option<DnsSubdomain>,
     /// Secret holding the keystore's password under the key `password`.
     pub password_secret_name: Option<DnsSubdomain>,
+}
+
+/// How the devices' LoadBalancer Service is exposed; what a cloud's or MetalLB's load balancer
+/// reads from it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "HiveMQDevices")]
+pub struct DevicesLayer {
+    /// `Local` keeps the devices' source addresses visible to HiveMQ and to
+    /// `loadBalancerSourceRanges` (traffic goes only to nodes running a broker); `Cluster`
+    /// spreads over every node but hides the source address.
+    pub external_traffic_policy: Option<TrafficPolicy>,
+    /// CIDRs allowed to connect (e.g. `203.0.113.0/24`); empty allows every address, as devices
+    /// in homes need.
+    pub load_balancer_source_ranges: Option<Vec<String>>,
+    /// Annotations of the Service for the load balancer implementation (e.g. MetalLB's
+    /// `metallb.io/loadBalancerIPs`, a cloud's internal/external switch).
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum TrafficPolicy {
+    Local,
+    Cluster,
 }
 
 /// The licence HiveMQ reads at start.
@@ -148,6 +174,7 @@ pub struct Settings {
     pub resources: Resources,
     pub storage: Storage,
     pub tls: Tls,
+    pub devices: Devices,
     pub license: License,
     pub queue: Queue,
     pub ride_out: RideOut,
@@ -158,6 +185,16 @@ pub struct Settings {
 pub struct Tls {
     pub secret_name: DnsSubdomain,
     pub password_secret_name: DnsSubdomain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Devices {
+    pub external_traffic_policy: TrafficPolicy,
+    #[serde(default)]
+    pub load_balancer_source_ranges: Vec<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,8 +243,8 @@ const MQTTS_PORT_NAME: &str = "mqtts-8883";
 const CONTROL_CENTER_SERVICE: &str = "hivemq-control-center";
 const CONTROL_CENTER_PORT: u16 = 8080;
 const CONTROL_CENTER_PORT_NAME: &str = "cc-8080";
-const METRICS_SERVICE: &str = "hivemq-metrics";
-const METRICS_PORT: u16 = 9399;
+pub const METRICS_SERVICE: &str = "hivemq-metrics";
+pub const METRICS_PORT: u16 = 9399;
 const METRICS_PORT_NAME: &str = "metrics-9399";
 const METRICS_PATH: &str = "/";
 /// The operator's probes call the health API here; upstream says not to change it.
@@ -241,6 +278,16 @@ impl Settings {
     pub fn in_cluster_mqtt_url(&self, namespace: &DnsLabel) -> String {
         format!("mqtt://{MQTT_SERVICE}.{namespace}.svc:{MQTT_PORT}")
     }
+}
+
+/// The host devices connect to; the MQTT listener's certificate names it.
+pub fn devices_host(domain: &DnsSubdomain) -> String {
+    format!("mqtt.{domain}")
+}
+
+/// The Control Center's Service and port, for a route to it.
+pub fn control_center_backend() -> (&'static str, u16) {
+    (CONTROL_CENTER_SERVICE, CONTROL_CENTER_PORT)
 }
 
 /// Labels the operator puts on the pods it creates (the upstream chart selects them this way).
@@ -438,9 +485,25 @@ fn services(app: &App) -> Vec<ServiceTemplate> {
     );
     // The control center keeps its session on one node.
     control_center.spec.session_affinity = Some("ClientIP".to_owned());
+    let settings = &app.platform.hivemq.devices;
+    let mut devices = service(DEVICES_SERVICE, "LoadBalancer", MQTTS_PORT_NAME, MQTTS_PORT);
+    devices.spec.external_traffic_policy = Some(
+        match settings.external_traffic_policy {
+            TrafficPolicy::Local => "Local",
+            TrafficPolicy::Cluster => "Cluster",
+        }
+        .to_owned(),
+    );
+    if !settings.load_balancer_source_ranges.is_empty() {
+        devices.spec.load_balancer_source_ranges =
+            Some(settings.load_balancer_source_ranges.clone());
+    }
+    if !settings.annotations.is_empty() {
+        devices.metadata.annotations = Some(settings.annotations.clone());
+    }
     vec![
         service(MQTT_SERVICE, "ClusterIP", MQTT_PORT_NAME, MQTT_PORT),
-        service(DEVICES_SERVICE, "LoadBalancer", MQTTS_PORT_NAME, MQTTS_PORT),
+        devices,
         control_center,
         service(METRICS_SERVICE, "ClusterIP", METRICS_PORT_NAME, METRICS_PORT),
     ]
