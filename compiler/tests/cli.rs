@@ -545,8 +545,8 @@ fn every_environment_is_reported_in_one_run() {
 /// Every file under `dir`, recursively.
 fn rendered_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    for entry in fs::read_dir(dir).expect("rendered folder") {
+        let path = entry.expect("directory entry").path();
         if path.is_dir() {
             files.extend(rendered_files(&path));
         } else {

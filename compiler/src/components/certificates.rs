@@ -532,3 +532,204 @@ fn used_secrets(objects: &[Manifest]) -> BTreeSet<&str> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::ExternalObject;
+    use crate::resolve::tests::{platform, templates};
+    use crate::validate::testing::{set, triples};
+    use crate::validate::validate;
+
+    fn objects_of(platform: &Platform) -> Vec<Manifest> {
+        crate::components::build_all(platform, &templates()).unwrap()
+    }
+
+    fn find<'a>(objects: &'a [Manifest], kind: &str, name: &str) -> &'a Value {
+        &objects
+            .iter()
+            .find(|object| object.kind() == kind && object.name() == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+            .value
+    }
+
+    /// Every finding of the whole validation, as (object, field, reason).
+    fn findings(platform: &Platform, objects: &[Manifest]) -> Vec<(String, String, String)> {
+        triples(validate(objects, platform))
+    }
+
+    #[test]
+    fn dev_issues_from_staging_and_prod_from_production_unless_overridden() {
+        for (environment, server) in [
+            ("dev", LETS_ENCRYPT_STAGING),
+            ("prod", LETS_ENCRYPT_PRODUCTION),
+        ] {
+            let platform = platform(environment);
+            let objects = objects_of(&platform);
+            let name = format!("ehs-{environment}-letsencrypt");
+            let issuer = find(&objects, "ClusterIssuer", &name);
+            assert_eq!(issuer["spec"]["acme"]["server"], server, "{environment}");
+            assert!(issuer["metadata"].get("namespace").is_none());
+            for certificate in objects.iter().filter(|o| o.kind() == "Certificate") {
+                assert_eq!(certificate.value["spec"]["issuerRef"]["name"], name.as_str());
+            }
+        }
+        let mut platform = platform("dev");
+        platform.certificates.acme.server = Some("https://acme.internal/directory".to_owned());
+        let objects = objects_of(&platform);
+        let issuer = find(&objects, "ClusterIssuer", "ehs-dev-letsencrypt");
+        assert_eq!(
+            issuer["spec"]["acme"]["server"],
+            "https://acme.internal/directory"
+        );
+    }
+
+    #[test]
+    fn the_mqtt_certificate_writes_the_keystore_hivemq_mounts() {
+        let mut platform = platform("prod");
+        platform.hivemq.tls.secret_name = "devices-keystore".into();
+        platform.hivemq.tls.password_secret_name = "devices-keystore-password".into();
+        let objects = objects_of(&platform);
+        let spec = &find(&objects, "Certificate", "devices-keystore")["spec"];
+        assert_eq!(spec["secretName"], "devices-keystore");
+        assert_eq!(spec["dnsNames"], json!(["mqtt.energy.example.com"]));
+        assert_eq!(spec["keystores"]["pkcs12"]["create"], true);
+        assert_eq!(
+            spec["keystores"]["pkcs12"]["passwordSecretRef"],
+            json!({"name": "devices-keystore-password", "key": "password"})
+        );
+        let https = &find(&objects, "Certificate", "ehs-gateway-tls")["spec"];
+        assert_eq!(https["dnsNames"], json!(["hivemq.energy.example.com"]));
+        assert!(https.get("keystores").is_none());
+        // The renamed Secrets resolve through the Certificate, not providedExternally.
+        platform
+            .environment
+            .provided_externally
+            .push(ExternalObject {
+                kind: "Secret".to_owned(),
+                name: "devices-keystore-password".into(),
+            });
+        assert_eq!(findings(&platform, &objects_of(&platform)), Vec::new());
+    }
+
+    #[test]
+    fn the_solver_follows_the_exposure_mode_or_uses_dns01() {
+        let mut platform = platform("prod");
+        let solver = |platform: &Platform| {
+            let objects = objects_of(platform);
+            find(&objects, "ClusterIssuer", "ehs-prod-letsencrypt")["spec"]["acme"]["solvers"]
+                .clone()
+        };
+        assert_eq!(
+            solver(&platform)[0]["http01"]["gatewayHTTPRoute"]["parentRefs"],
+            json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                    "name": "ehs-gateway", "namespace": "ehs-prod", "sectionName": "http"}])
+        );
+        platform.exposure.mode = exposure::Mode::Ingress;
+        platform.exposure.ingress_class_name = "traefik".into();
+        assert_eq!(
+            solver(&platform),
+            json!([{"http01": {"ingress": {"ingressClassName": "traefik"}}}])
+        );
+        platform.certificates.acme.solver = Solver::Dns01;
+        assert_eq!(
+            solver(&platform),
+            json!([{"dns01": {"cloudflare": {"apiTokenSecretRef":
+                {"name": "cloudflare-api-token", "key": "api-token"}}}}])
+        );
+    }
+
+    #[test]
+    fn production_needs_a_contact_email_and_an_https_server() {
+        let mut platform = platform("prod");
+        platform.certificates.acme.email = None;
+        let objects = objects_of(&platform);
+        let found = findings(&platform, &objects);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "environment");
+        assert_eq!(found[0].1, "certificates.acme.email");
+        assert!(found[0].2.contains("contact e-mail"), "{}", found[0].2);
+        // Development environments may go without.
+        let mut dev = crate::resolve::tests::platform("dev");
+        assert_eq!(findings(&dev, &objects_of(&dev)), Vec::new());
+        dev.certificates.acme.email = Some("ops at example.com".to_owned());
+        dev.certificates.acme.server = Some("http://acme.example.com".to_owned());
+        let fields: Vec<String> = findings(&dev, &objects_of(&dev))
+            .into_iter()
+            .map(|(_, field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["certificates.acme.email", "certificates.acme.server"]
+        );
+    }
+
+    #[test]
+    fn without_certificates_every_tls_secret_must_be_provided_externally() {
+        let mut platform = platform("prod");
+        platform.certificates.enabled = false;
+        let objects = objects_of(&platform);
+        assert!(!objects.iter().any(|object| object.component == NAME));
+        let found = findings(&platform, &objects);
+        let places: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(object, field, _)| (object.as_str(), field.as_str()))
+            .collect();
+        assert!(
+            places.contains(&("environment", "hivemq.tls.secretName")),
+            "{found:?}"
+        );
+        assert!(
+            places.contains(&(
+                "exposure/Gateway/ehs-gateway",
+                "spec.listeners[1].tls.certificateRefs[0].name"
+            )),
+            "{found:?}"
+        );
+        for secret in ["hivemq-mqtt-tls", "ehs-gateway-tls"] {
+            platform
+                .environment
+                .provided_externally
+                .push(ExternalObject {
+                    kind: "Secret".to_owned(),
+                    name: secret.into(),
+                });
+        }
+        assert_eq!(findings(&platform, &objects), Vec::new());
+    }
+
+    #[test]
+    fn a_certificate_whose_secret_nobody_uses_is_reported() {
+        let platform = platform("prod");
+        let mut objects = objects_of(&platform);
+        set(
+            &mut objects,
+            "Certificate",
+            "ehs-gateway-tls",
+            "/spec/secretName",
+            json!("forgotten-tls"),
+        );
+        let found = findings(&platform, &objects);
+        let places: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(object, field, _)| (object.as_str(), field.as_str()))
+            .collect();
+        assert!(
+            places.contains(&(
+                "certificates/Certificate/ehs-gateway-tls",
+                "spec.secretName"
+            )),
+            "{found:?}"
+        );
+        // …and the Gateway's listener now names a Secret no Certificate writes.
+        assert!(
+            places.contains(&(
+                "exposure/Gateway/ehs-gateway",
+                "spec.listeners[1].tls.certificateRefs[0].name"
+            )),
+            "{found:?}"
+        );
+    }
+}

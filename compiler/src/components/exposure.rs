@@ -386,3 +386,131 @@ pub(crate) fn items<'a>(value: &'a Value, pointer: &str) -> impl Iterator<Item =
 pub(crate) fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::resolve::tests::{platform, templates};
+    use crate::validate::testing::{set, triples};
+    use crate::validate::validate;
+
+    fn objects_of(platform: &Platform) -> Vec<Manifest> {
+        crate::components::build_all(platform, &templates()).unwrap()
+    }
+
+    fn of_kind<'a>(objects: &'a [Manifest], kind: &str) -> Vec<&'a Manifest> {
+        objects.iter().filter(|object| object.kind() == kind).collect()
+    }
+
+    #[test]
+    fn the_gateway_serves_the_control_center_over_https_only() {
+        let mut platform = platform("prod");
+        platform.exposure.gateway_class_name = "cilium".into();
+        let objects = objects_of(&platform);
+        let gateway = &of_kind(&objects, "Gateway")[0].value;
+        assert_eq!(gateway["spec"]["gatewayClassName"], "cilium");
+        let listeners = &gateway["spec"]["listeners"];
+        assert_eq!(
+            [&listeners[0]["port"], &listeners[1]["port"]],
+            [&json!(80), &json!(443)]
+        );
+        assert_eq!(
+            listeners[1]["tls"]["certificateRefs"][0]["name"],
+            "ehs-gateway-tls"
+        );
+        for listener in listeners.as_array().unwrap() {
+            assert_eq!(listener["allowedRoutes"]["namespaces"]["from"], "Same");
+        }
+        let routes = of_kind(&objects, "HTTPRoute");
+        assert_eq!(routes.len(), 1);
+        let route = &routes[0].value["spec"];
+        assert_eq!(route["hostnames"], json!(["hivemq.energy.example.com"]));
+        assert_eq!(route["parentRefs"][0]["sectionName"], HTTPS_LISTENER);
+        assert_eq!(
+            route["rules"][0]["backendRefs"],
+            json!([{"name": "hivemq-control-center", "port": 8080}])
+        );
+        assert!(of_kind(&objects, "Ingress").is_empty());
+    }
+
+    #[test]
+    fn ingress_mode_renders_an_ingress_instead_and_stays_valid() {
+        let mut platform = platform("dev");
+        platform.exposure.mode = Mode::Ingress;
+        platform.exposure.ingress_class_name = "traefik".into();
+        let objects = objects_of(&platform);
+        assert!(of_kind(&objects, "Gateway").is_empty());
+        assert!(of_kind(&objects, "HTTPRoute").is_empty());
+        let ingress = &of_kind(&objects, "Ingress")[0].value["spec"];
+        assert_eq!(ingress["ingressClassName"], "traefik");
+        assert_eq!(
+            ingress["tls"],
+            json!([{"hosts": ["hivemq.dev.energy.example.com"], "secretName": "ehs-gateway-tls"}])
+        );
+        assert_eq!(
+            ingress["rules"][0]["http"]["paths"][0]["backend"]["service"],
+            json!({"name": "hivemq-control-center", "port": {"number": 8080}})
+        );
+        assert_eq!(triples(validate(&objects, &platform)), Vec::new());
+    }
+
+    #[test]
+    fn connect_rest_and_metrics_are_never_routed() {
+        let platform = platform("prod");
+        let mut objects = objects_of(&platform);
+        let backend = "/spec/rules/0/backendRefs/0";
+        set(
+            &mut objects,
+            "HTTPRoute",
+            CONTROL_CENTER_ROUTE,
+            &format!("{backend}/name"),
+            json!("kafka-connect"),
+        );
+        set(
+            &mut objects,
+            "HTTPRoute",
+            CONTROL_CENTER_ROUTE,
+            "/spec/rules/1",
+            json!({"backendRefs": [{"name": "some-app", "port": 9399}]}),
+        );
+        let found = internal_backends(&objects);
+        let places: Vec<(String, String)> = found
+            .iter()
+            .map(|(object, field, _)| (object.name().to_owned(), field.to_string()))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                (
+                    CONTROL_CENTER_ROUTE.to_owned(),
+                    "spec.rules[0].backendRefs[0].name".to_owned()
+                ),
+                (
+                    CONTROL_CENTER_ROUTE.to_owned(),
+                    "spec.rules[1].backendRefs[0].name".to_owned()
+                ),
+            ]
+        );
+        assert!(found[0].2.contains("`kafka-connect`"), "{}", found[0].2);
+        assert!(found[1].2.contains("port 9399"), "{}", found[1].2);
+
+        let mut platform = platform;
+        platform.exposure.mode = Mode::Ingress;
+        let mut objects = objects_of(&platform);
+        set(
+            &mut objects,
+            "Ingress",
+            CONTROL_CENTER_ROUTE,
+            "/spec/rules/0/http/paths/0/backend/service/name",
+            json!("ehs-bridge"),
+        );
+        let found = internal_backends(&objects);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].1.to_string(),
+            "spec.rules[0].http.paths[0].backend.service.name"
+        );
+    }
+}

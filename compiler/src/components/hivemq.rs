@@ -778,6 +778,39 @@ mod tests {
     }
 
     #[test]
+    fn the_devices_load_balancer_takes_its_policy_ranges_and_annotations_from_the_model() {
+        let mut platform = platform("prod");
+        let devices_service = |platform: &Platform| {
+            let objects = build(platform, &templates()).unwrap();
+            custom_resource(&objects)["spec"]["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|service| service["metadata"]["name"] == DEVICES_SERVICE)
+                .unwrap()
+                .clone()
+        };
+        let service = devices_service(&platform);
+        assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
+        assert!(service["spec"].get("loadBalancerSourceRanges").is_none());
+        assert!(service["metadata"].get("annotations").is_none());
+        platform.hivemq.devices.external_traffic_policy = TrafficPolicy::Cluster;
+        platform.hivemq.devices.load_balancer_source_ranges = vec!["203.0.113.0/24".to_owned()];
+        platform.hivemq.devices.annotations =
+            BTreeMap::from([("metallb.io/loadBalancerIPs".to_owned(), "198.51.100.7".to_owned())]);
+        let service = devices_service(&platform);
+        assert_eq!(service["spec"]["externalTrafficPolicy"], "Cluster");
+        assert_eq!(
+            service["spec"]["loadBalancerSourceRanges"],
+            serde_json::json!(["203.0.113.0/24"])
+        );
+        assert_eq!(
+            service["metadata"]["annotations"]["metallb.io/loadBalancerIPs"],
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
     fn the_license_is_mounted_only_when_named() {
         let mounts = |platform: &Platform| {
             let objects = build(platform, &templates()).unwrap();
