@@ -113,8 +113,6 @@ pub struct SecretKey {
 
 pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-/// Key of the password in `hivemq.tls.passwordSecretName`, as HiveMQ reads it.
-const KEYSTORE_PASSWORD_KEY: &str = "password";
 
 impl Acme {
     /// The ACME directory: the override, or Let's Encrypt's by environment kind.
@@ -337,7 +335,7 @@ fn certificates(app: &App) -> Vec<Certificate> {
                     create: true,
                     password_secret_ref: SecretKey {
                         name: tls.password_secret_name.clone(),
-                        key: KEYSTORE_PASSWORD_KEY.to_owned(),
+                        key: hivemq::KEYSTORE_PASSWORD_KEY.to_owned(),
                     },
                 },
             }),

@@ -266,7 +266,7 @@ const TLS_VOLUME: &str = "tls";
 const TLS_MOUNT: &str = "/opt/hivemq/tls";
 /// The key cert-manager's PKCS#12 keystore output uses.
 const KEYSTORE_KEY: &str = "keystore.p12";
-const KEYSTORE_PASSWORD_KEY: &str = "password";
+pub const KEYSTORE_PASSWORD_KEY: &str = "password";
 /// HiveMQ substitutes `${NAME}` in `config.xml` from the environment.
 const KEYSTORE_PASSWORD_ENV: &str = "HIVEMQ_KEYSTORE_PASSWORD";
 /// As upstream: the heap follows the container's memory limit.
