@@ -100,9 +100,12 @@ pub struct DevicesLayer {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+/// The Service's `externalTrafficPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum TrafficPolicy {
+    /// Only nodes running a broker take traffic; the client's address is kept.
     Local,
+    /// Every node takes traffic and forwards it; the client's address is replaced.
     Cluster,
 }
 
@@ -571,6 +574,15 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
             Severity::Error,
         ));
     }
+    for (index, range) in hivemq.devices.load_balancer_source_ranges.iter().enumerate() {
+        if !is_cidr(range) {
+            findings.push((
+                format!("hivemq.devices.loadBalancerSourceRanges[{index}]"),
+                format!("`{range}` is not a CIDR: use an address and prefix length, e.g. `203.0.113.0/24`"),
+                Severity::Error,
+            ));
+        }
+    }
     if !production {
         return findings;
     }
@@ -602,6 +614,19 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
         ));
     }
     findings
+}
+
+/// `address/prefix` with a prefix no longer than the address, as `loadBalancerSourceRanges` takes.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let bits = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.parse::<u8>().is_ok_and(|prefix| prefix <= bits)
 }
 
 #[cfg(test)]
@@ -879,6 +904,23 @@ mod tests {
             [Severity::Error, Severity::Warning]
         );
         assert_eq!(model_findings(&hivemq, false), Vec::new());
+    }
+
+    #[test]
+    fn source_ranges_must_be_cidrs() {
+        let mut hivemq = platform("dev").hivemq;
+        hivemq.devices.load_balancer_source_ranges = ["203.0.113.0/24", "2001:db8::/32", "10.0.0.1", "10.0.0.0/33"]
+            .map(str::to_owned)
+            .to_vec();
+        let findings = model_findings(&hivemq, false);
+        assert_eq!(
+            fields(&findings),
+            [
+                "hivemq.devices.loadBalancerSourceRanges[2]",
+                "hivemq.devices.loadBalancerSourceRanges[3]"
+            ]
+        );
+        assert!(findings[0].1.contains("`10.0.0.1` is not a CIDR"), "{}", findings[0].1);
     }
 
     #[test]
