@@ -60,6 +60,8 @@ pub struct Layer {
     pub storage: Option<StorageLayer>,
     /// The devices' MQTT-over-TLS listener.
     pub tls: Option<TlsLayer>,
+    /// The LoadBalancer Service devices connect to (8883, TLS only).
+    pub devices: Option<DevicesLayer>,
     /// The HiveMQ licence.
     pub license: Option<LicenseLayer>,
     /// Per-client queue and flow-control limits of `config.xml`.
@@ -78,6 +80,33 @@ pub struct TlsLayer {
     pub secret_name: Option<DnsSubdomain>,
     /// Secret holding the keystore's password under the key `password`.
     pub password_secret_name: Option<DnsSubdomain>,
+}
+
+/// How the devices' LoadBalancer Service is exposed; what a cloud's or MetalLB's load balancer
+/// reads from it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "HiveMQDevices")]
+pub struct DevicesLayer {
+    /// `Local` keeps the devices' source addresses visible to HiveMQ and to
+    /// `loadBalancerSourceRanges` (traffic goes only to nodes running a broker); `Cluster`
+    /// spreads over every node but hides the source address.
+    pub external_traffic_policy: Option<TrafficPolicy>,
+    /// CIDRs allowed to connect (e.g. `203.0.113.0/24`); empty allows every address, as devices
+    /// in homes need.
+    pub load_balancer_source_ranges: Option<Vec<String>>,
+    /// Annotations of the Service for the load balancer implementation (e.g. MetalLB's
+    /// `metallb.io/loadBalancerIPs`, a cloud's internal/external switch).
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The Service's `externalTrafficPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum TrafficPolicy {
+    /// Only nodes running a broker take traffic; the client's address is kept.
+    Local,
+    /// Every node takes traffic and forwards it; the client's address is replaced.
+    Cluster,
 }
 
 /// The licence HiveMQ reads at start.
@@ -148,6 +177,7 @@ pub struct Settings {
     pub resources: Resources,
     pub storage: Storage,
     pub tls: Tls,
+    pub devices: Devices,
     pub license: License,
     pub queue: Queue,
     pub ride_out: RideOut,
@@ -158,6 +188,16 @@ pub struct Settings {
 pub struct Tls {
     pub secret_name: DnsSubdomain,
     pub password_secret_name: DnsSubdomain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Devices {
+    pub external_traffic_policy: TrafficPolicy,
+    #[serde(default)]
+    pub load_balancer_source_ranges: Vec<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,8 +246,8 @@ const MQTTS_PORT_NAME: &str = "mqtts-8883";
 const CONTROL_CENTER_SERVICE: &str = "hivemq-control-center";
 const CONTROL_CENTER_PORT: u16 = 8080;
 const CONTROL_CENTER_PORT_NAME: &str = "cc-8080";
-const METRICS_SERVICE: &str = "hivemq-metrics";
-const METRICS_PORT: u16 = 9399;
+pub const METRICS_SERVICE: &str = "hivemq-metrics";
+pub const METRICS_PORT: u16 = 9399;
 const METRICS_PORT_NAME: &str = "metrics-9399";
 const METRICS_PATH: &str = "/";
 /// The operator's probes call the health API here; upstream says not to change it.
@@ -229,7 +269,7 @@ const TLS_VOLUME: &str = "tls";
 const TLS_MOUNT: &str = "/opt/hivemq/tls";
 /// The key cert-manager's PKCS#12 keystore output uses.
 const KEYSTORE_KEY: &str = "keystore.p12";
-const KEYSTORE_PASSWORD_KEY: &str = "password";
+pub const KEYSTORE_PASSWORD_KEY: &str = "password";
 /// HiveMQ substitutes `${NAME}` in `config.xml` from the environment.
 const KEYSTORE_PASSWORD_ENV: &str = "HIVEMQ_KEYSTORE_PASSWORD";
 /// As upstream: the heap follows the container's memory limit.
@@ -241,6 +281,16 @@ impl Settings {
     pub fn in_cluster_mqtt_url(&self, namespace: &DnsLabel) -> String {
         format!("mqtt://{MQTT_SERVICE}.{namespace}.svc:{MQTT_PORT}")
     }
+}
+
+/// The host devices connect to; the MQTT listener's certificate names it.
+pub fn devices_host(domain: &DnsSubdomain) -> String {
+    format!("mqtt.{domain}")
+}
+
+/// The Control Center's Service and port, for a route to it.
+pub fn control_center_backend() -> (&'static str, u16) {
+    (CONTROL_CENTER_SERVICE, CONTROL_CENTER_PORT)
 }
 
 /// Labels the operator puts on the pods it creates (the upstream chart selects them this way).
@@ -438,9 +488,25 @@ fn services(app: &App) -> Vec<ServiceTemplate> {
     );
     // The control center keeps its session on one node.
     control_center.spec.session_affinity = Some("ClientIP".to_owned());
+    let settings = &app.platform.hivemq.devices;
+    let mut devices = service(DEVICES_SERVICE, "LoadBalancer", MQTTS_PORT_NAME, MQTTS_PORT);
+    devices.spec.external_traffic_policy = Some(
+        match settings.external_traffic_policy {
+            TrafficPolicy::Local => "Local",
+            TrafficPolicy::Cluster => "Cluster",
+        }
+        .to_owned(),
+    );
+    if !settings.load_balancer_source_ranges.is_empty() {
+        devices.spec.load_balancer_source_ranges =
+            Some(settings.load_balancer_source_ranges.clone());
+    }
+    if !settings.annotations.is_empty() {
+        devices.metadata.annotations = Some(settings.annotations.clone());
+    }
     vec![
         service(MQTT_SERVICE, "ClusterIP", MQTT_PORT_NAME, MQTT_PORT),
-        service(DEVICES_SERVICE, "LoadBalancer", MQTTS_PORT_NAME, MQTTS_PORT),
+        devices,
         control_center,
         service(METRICS_SERVICE, "ClusterIP", METRICS_PORT_NAME, METRICS_PORT),
     ]
@@ -508,6 +574,15 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
             Severity::Error,
         ));
     }
+    for (index, range) in hivemq.devices.load_balancer_source_ranges.iter().enumerate() {
+        if !is_cidr(range) {
+            findings.push((
+                format!("hivemq.devices.loadBalancerSourceRanges[{index}]"),
+                format!("`{range}` is not a CIDR: use an address and prefix length, e.g. `203.0.113.0/24`"),
+                Severity::Error,
+            ));
+        }
+    }
     if !production {
         return findings;
     }
@@ -539,6 +614,19 @@ pub fn model_findings(hivemq: &Settings, production: bool) -> Vec<(String, Strin
         ));
     }
     findings
+}
+
+/// `address/prefix` with a prefix no longer than the address, as `loadBalancerSourceRanges` takes.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let bits = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.parse::<u8>().is_ok_and(|prefix| prefix <= bits)
 }
 
 #[cfg(test)]
@@ -715,6 +803,39 @@ mod tests {
     }
 
     #[test]
+    fn the_devices_load_balancer_takes_its_policy_ranges_and_annotations_from_the_model() {
+        let mut platform = platform("prod");
+        let devices_service = |platform: &Platform| {
+            let objects = build(platform, &templates()).unwrap();
+            custom_resource(&objects)["spec"]["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|service| service["metadata"]["name"] == DEVICES_SERVICE)
+                .unwrap()
+                .clone()
+        };
+        let service = devices_service(&platform);
+        assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
+        assert!(service["spec"].get("loadBalancerSourceRanges").is_none());
+        assert!(service["metadata"].get("annotations").is_none());
+        platform.hivemq.devices.external_traffic_policy = TrafficPolicy::Cluster;
+        platform.hivemq.devices.load_balancer_source_ranges = vec!["203.0.113.0/24".to_owned()];
+        platform.hivemq.devices.annotations =
+            BTreeMap::from([("metallb.io/loadBalancerIPs".to_owned(), "198.51.100.7".to_owned())]);
+        let service = devices_service(&platform);
+        assert_eq!(service["spec"]["externalTrafficPolicy"], "Cluster");
+        assert_eq!(
+            service["spec"]["loadBalancerSourceRanges"],
+            serde_json::json!(["203.0.113.0/24"])
+        );
+        assert_eq!(
+            service["metadata"]["annotations"]["metallb.io/loadBalancerIPs"],
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
     fn the_license_is_mounted_only_when_named() {
         let mounts = |platform: &Platform| {
             let objects = build(platform, &templates()).unwrap();
@@ -783,6 +904,23 @@ mod tests {
             [Severity::Error, Severity::Warning]
         );
         assert_eq!(model_findings(&hivemq, false), Vec::new());
+    }
+
+    #[test]
+    fn source_ranges_must_be_cidrs() {
+        let mut hivemq = platform("dev").hivemq;
+        hivemq.devices.load_balancer_source_ranges = ["203.0.113.0/24", "2001:db8::/32", "10.0.0.1", "10.0.0.0/33"]
+            .map(str::to_owned)
+            .to_vec();
+        let findings = model_findings(&hivemq, false);
+        assert_eq!(
+            fields(&findings),
+            [
+                "hivemq.devices.loadBalancerSourceRanges[2]",
+                "hivemq.devices.loadBalancerSourceRanges[3]"
+            ]
+        );
+        assert!(findings[0].1.contains("`10.0.0.1` is not a CIDR"), "{}", findings[0].1);
     }
 
     #[test]

@@ -52,10 +52,68 @@ macro_rules! for_each_component {
             timescaledb => timescaledb,
             bridge => bridge,
             connect => connect,
+            exposure => exposure,
+            certificates => certificates,
         }
     };
 }
 pub(crate) use for_each_component;
+
+/// Declares a typed custom resource `$kind { api_version, kind, metadata, spec: $spec }` with
+/// its `k8s_openapi::Resource` identity, so `KindSchema::of` and `manifest` take it like a core
+/// kind. The struct is strict (`deny_unknown_fields`) so its schema is as strict as the CRD.
+macro_rules! custom_resource {
+    (
+        $(#[$attr:meta])*
+        $kind:ident($spec:ty): $group:literal / $version:literal, $plural:literal, $scope:ty
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $kind {
+            pub api_version: String,
+            pub kind: String,
+            pub metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            pub spec: $spec,
+        }
+
+        impl $kind {
+            pub fn new(
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                spec: $spec,
+            ) -> Self {
+                use k8s_openapi::Resource;
+                Self {
+                    api_version: Self::API_VERSION.to_owned(),
+                    kind: Self::KIND.to_owned(),
+                    metadata,
+                    spec,
+                }
+            }
+        }
+
+        impl k8s_openapi::Resource for $kind {
+            const API_VERSION: &'static str = concat!($group, "/", $version);
+            const GROUP: &'static str = $group;
+            const KIND: &'static str = stringify!($kind);
+            const VERSION: &'static str = $version;
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = $scope;
+        }
+
+        impl k8s_openapi::Metadata for $kind {
+            type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+            fn metadata(&self) -> &Self::Ty {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut Self::Ty {
+                &mut self.metadata
+            }
+        }
+    };
+}
 
 /// Declares the component modules and [`ALL`].
 macro_rules! declare_components {
@@ -572,6 +630,10 @@ mod tests {
                 assert_eq!(labels["app.kubernetes.io/part-of"], super::PART_OF);
                 if object.kind() == "Namespace" {
                     assert_eq!(object.name(), namespace);
+                } else if object.kind() == "ClusterIssuer" {
+                    // Cluster-scoped: the environment's namespace is in its name instead.
+                    assert_eq!(object.namespace(), None);
+                    assert!(object.name().starts_with(&namespace), "{}", object.name());
                 } else {
                     assert_eq!(
                         object.namespace(),
