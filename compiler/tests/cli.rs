@@ -227,7 +227,21 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
             "components/kafka/defaults.yaml",
             "  memory: 256Mi",
             "  memory: lots",
-            "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
+            "components/kafka/defaults.yaml:15:13: `lots` is not a valid quantity",
+        ),
+        (
+            "components/upstream.yaml",
+            "    version: v1.18.2",
+            "    version: latest",
+            "components/upstream.yaml: prerequisites.certManager: `version` must be one exact \
+             release",
+        ),
+        (
+            "components/kafka/defaults.yaml",
+            "replicas: 1",
+            "replicas: 1\nimage:\n  tag: 4.1.0",
+            "components/upstream.yaml: images.`kafka.image`: also set in \
+             `components/kafka/defaults.yaml`",
         ),
         (
             "components/hivemq/defaults.yaml",
