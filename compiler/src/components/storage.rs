@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::namespace::{self, PodSecurityLevel};
 use super::{
     config_map_volume, manifest, pod_field_env_var, restricted_container, restricted_pod_security,
     short_hash, App, ComponentError, ComponentHooks, CONFIG_CHECKSUM_ANNOTATION,
@@ -133,17 +134,11 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
     };
 
     let mut labels = app.labels();
-    for mode in ["enforce", "audit", "warn"] {
-        // hostPath volumes of the helper pods: only "privileged" admits them.
-        labels.insert(
-            format!("pod-security.kubernetes.io/{mode}"),
-            "privileged".to_owned(),
-        );
-        labels.insert(
-            format!("pod-security.kubernetes.io/{mode}-version"),
-            platform.namespace.pod_security_version.to_string(),
-        );
-    }
+    // hostPath volumes of the helper pods: only "privileged" admits them.
+    labels.extend(namespace::pod_security_labels(
+        PodSecurityLevel::Privileged,
+        &platform.namespace.pod_security_version,
+    ));
     let own_namespace = Namespace {
         metadata: ObjectMeta {
             labels: Some(labels),
