@@ -17,6 +17,7 @@ mod pipeline;
 mod quantity;
 mod resolve;
 mod templates;
+mod upstream;
 mod validate;
 
 use std::path::Path;

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::components;
 use crate::model::{check_dns_label, Environment};
 use crate::templates::{TemplateError, Templates};
+use crate::upstream::{Upstream, UPSTREAM_FILE};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 pub const COMPONENTS_DIR: &str = "components";
@@ -46,6 +49,8 @@ pub enum LoadError {
     UnknownEnvironment { name: String, available: String },
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error("{UPSTREAM_FILE}: {message}")]
+    Upstream { message: String },
 }
 
 /// The repository checkout the compiler works in.
@@ -64,9 +69,21 @@ macro_rules! define_defaults {
         }
 
         impl Repo {
+            /// Every `components/<name>/defaults.yaml`, with its images from
+            /// `components/upstream.yaml`.
             pub fn defaults(&self) -> Result<Defaults, LoadError> {
+                let upstream = self.upstream()?;
+                let names = [$(components::$component::NAME),*];
+                if let Some(key) = upstream.unknown_components(&names).first() {
+                    return Err(LoadError::Upstream {
+                        message: format!(
+                            "images.`{key}`: not `<component>.<setting>` of a component ({})",
+                            names.join(", ")
+                        ),
+                    });
+                }
                 Ok(Defaults {
-                    $($component: self.parse(&defaults_path(components::$component::NAME))?,)*
+                    $($component: self.defaults_of(components::$component::NAME, &upstream)?,)*
                 })
             }
         }
@@ -195,6 +212,34 @@ impl Repo {
             path: relative.to_owned(),
             source,
         })
+    }
+
+    pub fn upstream(&self) -> Result<Upstream, LoadError> {
+        let upstream: Upstream = self.parse(UPSTREAM_FILE)?;
+        upstream
+            .check()
+            .map_err(|message| LoadError::Upstream { message })?;
+        Ok(upstream)
+    }
+
+    /// A component's defaults file with its upstream images filled in.
+    fn defaults_of<T>(&self, component: &str, upstream: &Upstream) -> Result<T, LoadError>
+    where
+        T: DeserializeOwned + Serialize + JsonSchema,
+    {
+        let layer: T = self.parse(&defaults_path(component))?;
+        let failed = |message: String| LoadError::Upstream { message };
+        let mut value = serde_json::to_value(&layer).map_err(|error| failed(error.to_string()))?;
+        let schema = serde_json::to_value(schemars::schema_for!(T))
+            .map_err(|error| failed(error.to_string()))?;
+        let known: Vec<&str> = schema["properties"]
+            .as_object()
+            .map(|properties| properties.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        upstream
+            .fill_defaults(component, &mut value, &known)
+            .map_err(failed)?;
+        serde_json::from_value(value).map_err(|error| failed(error.to_string()))
     }
 
     fn parse<T: DeserializeOwned>(&self, relative: &str) -> Result<T, LoadError> {

@@ -112,7 +112,7 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "unknown key",
             "  replicas: 3",
             "  replcas: 3",
-            "environments/prod.yaml:20:3: unknown field `replcas`, expected one of replicas",
+            "environments/prod.yaml:18:3: unknown field `replcas`, expected one of replicas",
         ),
         (
             "wrong type",
@@ -124,20 +124,20 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "wrong type (count)",
             "  replicas: 3",
             "  replicas: three",
-            "environments/prod.yaml:20:13: `three` is not a valid count",
+            "environments/prod.yaml:18:13: `three` is not a valid count",
         ),
         (
             "invalid quantity",
             "    size: 50Gi",
             "    size: 10Gx",
-            "environments/prod.yaml:29:11: `10Gx` is not a valid quantity",
+            "environments/prod.yaml:27:11: `10Gx` is not a valid quantity",
         ),
         (
             "unknown component key",
             "kafka:\n  replicas: 3",
             "kafak:\n  replicas: 3",
-            "environments/prod.yaml:19:1: unknown field `kafak`, expected one of namespace, \
-             domain, production, providedExternally, namespaceSettings, kafka, hivemq, timescaledb, bridge, \
+            "environments/prod.yaml:17:1: unknown field `kafak`, expected one of namespace, \
+             domain, production, providedExternally, namespaceSettings, storage, kafka, hivemq, timescaledb, bridge, \
              connect, exposure, certificates",
         ),
         (
@@ -150,45 +150,45 @@ fn bad_inputs_name_file_line_and_column_and_write_nothing() {
             "negative replicas",
             "  replicas: 3",
             "  replicas: -1",
-            "environments/prod.yaml:20:13: -1 is not a valid count: use a whole number from 1",
+            "environments/prod.yaml:18:13: -1 is not a valid count: use a whole number from 1",
         ),
         (
             "image repository `:`",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: \":\"\n  replicas: 3",
-            "environments/prod.yaml:21:17: `:` is not a valid image repository: use an optional \
+            "environments/prod.yaml:19:17: `:` is not a valid image repository: use an optional \
              registry (`host[:port]/`)",
         ),
         (
             "image repository with a space",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: docker.io/apache kafka\n  replicas: 3",
-            "environments/prod.yaml:21:17: `docker.io/apache kafka` is not a valid image repository",
+            "environments/prod.yaml:19:17: `docker.io/apache kafka` is not a valid image repository",
         ),
         (
             "empty image repository",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: \"\"\n  replicas: 3",
-            "environments/prod.yaml:21:17: `` is not a valid image repository",
+            "environments/prod.yaml:19:17: `` is not a valid image repository",
         ),
         (
             "upper case in the image repository",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    repository: Apache/kafka\n  replicas: 3",
-            "environments/prod.yaml:21:17: `Apache/kafka` is not a valid image repository",
+            "environments/prod.yaml:19:17: `Apache/kafka` is not a valid image repository",
         ),
         (
             "image tag",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    tag: 4.1.1:latest\n  replicas: 3",
-            "environments/prod.yaml:21:10: `4.1.1:latest` is not a valid image tag: use 1 to 128 \
+            "environments/prod.yaml:19:10: `4.1.1:latest` is not a valid image tag: use 1 to 128 \
              letters, digits, `_`, `.` or `-`",
         ),
         (
             "empty image tag",
             "kafka:\n  replicas: 3",
             "kafka:\n  image:\n    tag: \"\"\n  replicas: 3",
-            "environments/prod.yaml:21:10: `` is not a valid image tag",
+            "environments/prod.yaml:19:10: `` is not a valid image tag",
         ),
         (
             "pod security version",
@@ -227,7 +227,21 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
             "components/kafka/defaults.yaml",
             "  memory: 256Mi",
             "  memory: lots",
-            "components/kafka/defaults.yaml:17:13: `lots` is not a valid quantity",
+            "components/kafka/defaults.yaml:15:13: `lots` is not a valid quantity",
+        ),
+        (
+            "components/upstream.yaml",
+            "    version: v1.18.2",
+            "    version: latest",
+            "components/upstream.yaml: prerequisites.certManager: `version` must be one exact \
+             release",
+        ),
+        (
+            "components/kafka/defaults.yaml",
+            "replicas: 1",
+            "replicas: 1\nimage:\n  tag: 4.1.0",
+            "components/upstream.yaml: images.`kafka.image`: also set in \
+             `components/kafka/defaults.yaml`",
         ),
         (
             "components/hivemq/defaults.yaml",
@@ -536,7 +550,7 @@ fn every_environment_is_reported_in_one_run() {
                  replication factor 2 exceeds the 1 broker(s)",
             ))
             .stderr(predicate::str::contains(
-                "error: environments/prod.yaml:20:3: unknown field `replcas`",
+                "error: environments/prod.yaml:18:3: unknown field `replcas`",
             ));
     }
     assert!(scratch.rendered() == before);
@@ -607,10 +621,10 @@ fn diff_usage_names_both_forms_and_errors_print_once() {
         1,
         "{stderr}"
     );
-    assert_eq!(stderr.matches("prod.yaml:29:11").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("prod.yaml:27:11").count(), 1, "{stderr}");
     // The snippet still shows where.
     assert!(
-        stderr.contains("29 |     size: 10Gx\n   |           ^\n"),
+        stderr.contains("27 |     size: 10Gx\n   |           ^\n"),
         "{stderr}"
     );
 }
@@ -875,7 +889,7 @@ fn the_broker_address_is_not_an_input_but_comes_from_the_hivemq_model() {
     // Service the HiveMQPlatform declares, on the port the HiveMQ model defines.
     assert_refused(
         "  mqtt:\n    brokerPort: 0",
-        &["environments/prod.yaml:56:5: unknown field `brokerPort`, expected one of credentialsSecret"],
+        &["environments/prod.yaml:54:5: unknown field `brokerPort`, expected one of credentialsSecret"],
     );
 }
 

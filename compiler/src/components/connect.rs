@@ -738,8 +738,7 @@ mod tests {
 
     #[test]
     fn the_containerfile_builds_on_the_kafka_models_image() {
-        let defaults = repo().defaults().unwrap().kafka.image.unwrap();
-        let kafka_image = format!("{}:{}", defaults.repository.unwrap(), defaults.tag.unwrap());
+        let kafka_image = repo().upstream().unwrap().images["kafka.image"].to_string();
         let containerfile = containerfile();
         let arg = containerfile
             .lines()
@@ -747,7 +746,7 @@ mod tests {
             .expect("an ARG KAFKA_IMAGE= line");
         assert_eq!(
             arg, kafka_image,
-            "components/connect/Containerfile's KAFKA_IMAGE must be the Kafka model's image"
+            "components/connect/Containerfile's KAFKA_IMAGE must be kafka.image of components/upstream.yaml"
         );
     }
 

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::manifest::Manifest;
 use crate::model::{
-    Count, DnsLabel, DnsSubdomain, Image, ImageLayer, Quantity, Resources, ResourcesLayer,
+    Count, DnsLabel, Image, ImageLayer, Quantity, Resources, ResourcesLayer,
     TopicName,
 };
 use crate::resolve::Platform;
@@ -64,10 +64,8 @@ pub struct Layer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Storage")]
 pub struct StorageLayer {
-    /// Size of each node's volume, e.g. `10Gi`.
+    /// Size of each node's volume, e.g. `10Gi`. Its StorageClass is `storage.className`.
     pub size: Option<Quantity>,
-    /// StorageClass the volumes are provisioned from, e.g. `local-path`.
-    pub storage_class_name: Option<DnsSubdomain>,
 }
 
 /// The platform's topics.
@@ -116,7 +114,6 @@ pub struct Settings {
 #[serde(rename_all = "camelCase")]
 pub struct Storage {
     pub size: Quantity,
-    pub storage_class_name: DnsSubdomain,
 }
 
 #[derive(Debug, Clone, Deserialize)]

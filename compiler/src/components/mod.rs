@@ -14,7 +14,8 @@
 //!      it renders, with its schema; required), `invariants` (its own rules about its settings
 //!      and objects) and `references` (references inside its objects the generic checks cannot
 //!      see) and `operator_created` (objects an operator creates from its custom resources, which
-//!      references may name). The last three default to none.
+//!      references may name) and `namespaces` (namespaces of its own besides the environment's,
+//!      for what cannot run under Pod Security restricted). The last four default to none.
 //! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
 //!    templates of config files.
 //! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
@@ -47,6 +48,7 @@ macro_rules! for_each_component {
     ($callback:ident) => {
         $callback! {
             namespace => namespace_settings,
+            storage => storage,
             kafka => kafka,
             hivemq => hivemq,
             timescaledb => timescaledb,
@@ -129,6 +131,7 @@ macro_rules! declare_components {
             invariants: <$component::Hooks as ComponentHooks>::invariants,
             references: <$component::Hooks as ComponentHooks>::references,
             operator_created: <$component::Hooks as ComponentHooks>::operator_created,
+            namespaces: <$component::Hooks as ComponentHooks>::namespaces,
         }),*];
 
         // The module name is what the generated docs and the environment schema say; `NAME` is
@@ -186,6 +189,7 @@ pub struct Component {
     pub invariants: fn(&Platform, &[Manifest], &mut Report),
     pub references: fn(&Platform) -> Vec<Reference>,
     pub operator_created: fn(&Platform) -> Vec<(&'static str, String)>,
+    pub namespaces: fn(&Platform) -> Vec<String>,
 }
 
 /// What a component tells `ehs validate` about itself. Implemented by each component module's
@@ -211,6 +215,13 @@ pub trait ComponentHooks {
     /// resources, e.g. the Services a `HiveMQPlatform` declares or the Secrets and Services of a
     /// database cluster. References may name them although they are not rendered.
     fn operator_created(_platform: &Platform) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Namespaces besides the environment's that the component renders and puts its objects in,
+    /// because what runs there cannot meet Pod Security "restricted" (e.g. pods that mount a
+    /// host directory). Each must still be rendered with an explicit Pod Security level.
+    fn namespaces(_platform: &Platform) -> Vec<String> {
         Vec::new()
     }
 }
@@ -356,8 +367,8 @@ pub fn spread_across_nodes_matching(selector: LabelSelector) -> Affinity {
     }
 }
 
-/// The claim template of a StatefulSet's per-pod volume `name`, from a component's storage
-/// settings (size, and the environment's StorageClass).
+/// The claim template of a StatefulSet's per-pod volume `name`: the component's size, and the
+/// platform's one StorageClass (`storage.className`).
 pub fn persistent_volume_claim(
     app: &App,
     name: &str,
@@ -371,7 +382,7 @@ pub fn persistent_volume_claim(
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
-            storage_class_name: Some(storage.storage_class_name.to_string()),
+            storage_class_name: Some(app.platform.storage.class_name.to_string()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
@@ -628,7 +639,12 @@ mod tests {
                 }
                 assert_eq!(labels["app.kubernetes.io/managed-by"], super::MANAGED_BY);
                 assert_eq!(labels["app.kubernetes.io/part-of"], super::PART_OF);
-                if object.kind() == "Namespace" {
+                if object.component == "storage" {
+                    // The provisioner's own namespace and cluster-scoped objects: the
+                    // environment's namespace is in their names.
+                    let name = object.namespace().unwrap_or(object.name());
+                    assert!(name.starts_with(&namespace) || object.kind() == "StorageClass");
+                } else if object.kind() == "Namespace" {
                     assert_eq!(object.name(), namespace);
                 } else if object.kind() == "ClusterIssuer" {
                     // Cluster-scoped: the environment's namespace is in its name instead.

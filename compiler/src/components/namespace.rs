@@ -51,6 +51,28 @@ pub struct Settings {
     pub pod_security_version: PodSecurityVersion,
 }
 
+/// Pod Security admission labels enforcing, auditing and warning about `level` at `version`.
+pub fn pod_security_labels(
+    level: PodSecurityLevel,
+    version: &PodSecurityVersion,
+) -> Vec<(String, String)> {
+    ["enforce", "audit", "warn"]
+        .into_iter()
+        .flat_map(|mode| {
+            [
+                (
+                    format!("pod-security.kubernetes.io/{mode}"),
+                    level.label_value().to_owned(),
+                ),
+                (
+                    format!("pod-security.kubernetes.io/{mode}-version"),
+                    version.to_string(),
+                ),
+            ]
+        })
+        .collect()
+}
+
 /// Annotation recording the environment's public DNS domain on its namespace, for tools that
 /// route or certify per environment.
 pub const DOMAIN_ANNOTATION: &str = "ehs-platform.io/domain";
@@ -63,16 +85,10 @@ pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, Compon
         component: NAME,
     };
     let mut labels = app.labels();
-    for mode in ["enforce", "audit", "warn"] {
-        labels.insert(
-            format!("pod-security.kubernetes.io/{mode}"),
-            settings.pod_security_level.label_value().to_owned(),
-        );
-        labels.insert(
-            format!("pod-security.kubernetes.io/{mode}-version"),
-            settings.pod_security_version.to_string(),
-        );
-    }
+    labels.extend(pod_security_labels(
+        settings.pod_security_level,
+        &settings.pod_security_version,
+    ));
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(platform.environment.namespace.to_string()),

@@ -246,7 +246,7 @@ impl ComponentHooks for Hooks {
             reference(
                 FieldPath::of("spec.storage.storageClass"),
                 "StorageClass",
-                settings.storage.storage_class_name.to_string(),
+                platform.storage.class_name.to_string(),
             ),
             reference(
                 FieldPath::of("spec.bootstrap.initdb.postInitApplicationSQLRefs.configMapRefs")
@@ -383,7 +383,7 @@ pub fn cluster(app: &App) -> Cluster {
             enable_pdb: true,
             storage: ClusterStorage {
                 size: settings.storage.size.to_k8s(),
-                storage_class: settings.storage.storage_class_name.to_string(),
+                storage_class: app.platform.storage.class_name.to_string(),
             },
             affinity: ClusterAffinity {
                 enable_pod_anti_affinity: true,
@@ -749,7 +749,8 @@ mod tests {
     #[test]
     fn a_storage_class_nobody_provides_is_a_finding() {
         let mut platform = platform("dev");
-        platform.timescaledb.storage.storage_class_name = "fast-ssd".into();
+        platform.storage.provisioner = crate::components::storage::Provisioner::None;
+        platform.storage.class_name = "fast-ssd".into();
         let findings = findings(&platform);
         assert!(
             findings.iter().any(|f| f.starts_with(

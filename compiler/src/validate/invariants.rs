@@ -16,10 +16,11 @@ use crate::quantity::Quantity;
 pub(super) fn check(
     objects: &[Manifest],
     production: bool,
+    component_namespaces: &[String],
     registry: &Registry,
     report: &mut Report,
 ) {
-    check_namespaces(objects, registry, report);
+    check_namespaces(objects, component_namespaces, registry, report);
     for manifest in objects {
         if production && manifest.kind() == "StatefulSet" {
             check_production_replicas(manifest, report);
@@ -46,11 +47,45 @@ fn check_production_replicas(statefulset: &Manifest, report: &mut Report) {
     }
 }
 
-/// The environment declares exactly one Namespace, and every namespaced object lives in it.
-fn check_namespaces(objects: &[Manifest], registry: &Registry, report: &mut Report) {
+/// The environment declares exactly one Namespace enforcing Pod Security restricted, and every
+/// namespaced object lives in it, except in the namespaces components declare for what cannot be
+/// restricted (`ComponentHooks::namespaces`), which must be rendered and state their level.
+fn check_namespaces(
+    objects: &[Manifest],
+    component_namespaces: &[String],
+    registry: &Registry,
+    report: &mut Report,
+) {
+    let is_components = |name: &str| component_namespaces.iter().any(|own| own == name);
+    for own in component_namespaces {
+        let namespace = objects
+            .iter()
+            .find(|manifest| manifest.kind() == "Namespace" && manifest.name() == own);
+        match namespace {
+            None => report.model(
+                "namespace",
+                format!("a component places objects in namespace `{own}` but does not render it"),
+            ),
+            Some(namespace) => {
+                let field =
+                    FieldPath::of("metadata.labels").key("pod-security.kubernetes.io/enforce");
+                if namespace
+                    .value
+                    .pointer("/metadata/labels/pod-security.kubernetes.io~1enforce")
+                    .is_none()
+                {
+                    report.object(
+                        namespace,
+                        field,
+                        "must state the Pod Security level the API server enforces here",
+                    );
+                }
+            }
+        }
+    }
     let namespaces: Vec<&Manifest> = objects
         .iter()
-        .filter(|manifest| manifest.kind() == "Namespace")
+        .filter(|manifest| manifest.kind() == "Namespace" && !is_components(manifest.name()))
         .collect();
     let declared = match namespaces.as_slice() {
         [] => {
@@ -87,7 +122,7 @@ fn check_namespaces(objects: &[Manifest], registry: &Registry, report: &mut Repo
             continue;
         }
         match manifest.namespace() {
-            Some(namespace) if namespace == declared => {}
+            Some(namespace) if namespace == declared || is_components(namespace) => {}
             found => {
                 let found = found.map_or("none".to_owned(), |namespace| format!("`{namespace}`"));
                 report.object(
@@ -340,8 +375,14 @@ mod tests {
     use super::*;
 
     fn findings(objects: &[Manifest], production: bool) -> Vec<(String, String, String)> {
+        // The namespace the storage component declares for its provisioner, when rendered.
+        let own: Vec<String> = objects
+            .iter()
+            .filter(|object| object.component == "storage" && object.kind() == "Namespace")
+            .map(|object| object.name().to_owned())
+            .collect();
         findings_of("prod", |report| {
-            check(objects, production, registry(), report)
+            check(objects, production, &own, registry(), report)
         })
     }
 
@@ -681,7 +722,7 @@ mod tests {
     #[test]
     fn exactly_one_namespace_with_pod_security_enforced() {
         let (_, mut objects) = built("prod");
-        objects.retain(|manifest| manifest.kind() != "Namespace");
+        objects.retain(|manifest| manifest.component != "namespace");
         let found = findings(&objects, true);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(
@@ -692,7 +733,7 @@ mod tests {
         let (_, mut objects) = built("prod");
         let mut second = objects
             .iter()
-            .find(|object| object.kind() == "Namespace")
+            .find(|object| object.component == "namespace")
             .cloned()
             .unwrap();
         second.value["metadata"]["name"] = json!("ehs-prod-2");

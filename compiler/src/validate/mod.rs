@@ -127,7 +127,17 @@ fn check_all(
         &operator_created,
         &mut report,
     );
-    invariants::check(objects, platform.environment.production, kinds, &mut report);
+    let own_namespaces: Vec<String> = components
+        .iter()
+        .flat_map(|component| (component.namespaces)(platform))
+        .collect();
+    invariants::check(
+        objects,
+        platform.environment.production,
+        &own_namespaces,
+        kinds,
+        &mut report,
+    );
     for component in components {
         (component.invariants)(platform, objects, &mut report);
     }
@@ -272,8 +282,8 @@ mod tests {
         // A kind no component declares.
         objects.push(Manifest {
             component: "kafka".into(),
-            value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                          "metadata": {"name": "kafka", "namespace": "ehs-prod"}}),
+            value: json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                          "metadata": {"name": "kafka"}, "value": 1}),
         });
         // A kind another component declares: only the namespace component renders Namespaces.
         objects.push(Manifest {
@@ -291,10 +301,10 @@ mod tests {
             "component `kafka` renders apiVersion `v1` kind `Namespace` but does not declare \
              it; add it to `kinds` in its hooks (compiler/src/components/kafka.rs)"
         );
-        assert_eq!(found[1].0, "kafka/Role/kafka");
+        assert_eq!(found[1].0, "kafka/PriorityClass/kafka");
         assert!(
             found[1].2.starts_with(
-                "no component declares apiVersion `rbac.authorization.k8s.io/v1` kind `Role`"
+                "no component declares apiVersion `scheduling.k8s.io/v1` kind `PriorityClass`"
             ),
             "{}",
             found[1].2
