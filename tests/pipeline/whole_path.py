@@ -3,8 +3,8 @@
 both bridge replicas, Kafka and the JDBC sink, into TimescaleDB's `readings`.
 
 Run with the pipeline's environment: eval "$(scripts/pipeline env)"; python3 tests/pipeline/whole_path.py
-Scenarios: `clean` (no faults) and `bridge-crash` (kill -9 one bridge replica mid-publish and restart
-it). Each asserts that every valid reading is in `readings` exactly once with the right home, device,
+Scenarios: `clean` (no faults), `bridge-crash` (kill -9 one bridge replica mid-publish and restart
+it) and `connect-restart` (restart the Connect worker mid-publish). Each asserts that every valid reading is in `readings` exactly once with the right home, device,
 metric, value and device time, and that each malformed message is in the dead-letter topic with its
 reason header. Prints cargo-style `test result:` lines so scripts/test counts them.
 """
@@ -235,10 +235,29 @@ def kill_bridge_mid_publish(total):
     return during
 
 
+def restart_connect_mid_publish(total):
+    """Restart the Connect worker (graceful stop, start, connector resumes from committed offsets)
+    while a third of the messages are still to be published."""
+    state = {}
+
+    def during(index):
+        if index == total // 3:
+            state["restart"] = threading.Thread(target=pipeline, args=("stack", "restart", "connect"))
+            state["restart"].start()
+        elif index == total - 1 and "restart" in state:
+            state["restart"].join()
+
+    return during
+
+
 def main():
     url = env("EHS_STACK_POSTGRES_URL")
     os.environ.setdefault("PGPASSFILE", env("EHS_STACK_POSTGRES_PASSFILE"))
-    scenarios = {"clean": None, "bridge-crash": kill_bridge_mid_publish}
+    scenarios = {
+        "clean": None,
+        "bridge-crash": kill_bridge_mid_publish,
+        "connect-restart": restart_connect_mid_publish,
+    }
     chosen = sys.argv[1:] or list(scenarios)
     passed = failed = 0
     with psycopg.connect(url, autocommit=True) as conn:
