@@ -4,7 +4,7 @@ both bridge replicas, Kafka and the JDBC sink, into TimescaleDB's `readings`.
 
 Run with the pipeline's environment: eval "$(scripts/pipeline env)"; python3 tests/pipeline/whole_path.py
 Scenarios: `clean` (no faults), `bridge-crash` (kill -9 one bridge replica mid-publish and restart
-it) and `connect-restart` (restart the Connect worker mid-publish). Each asserts that every valid reading is in `readings` exactly once with the right home, device,
+it) and `connect-restart` (kill -9 the Connect worker mid-publish and start it again). Each asserts that every valid reading is in `readings` exactly once with the right home, device,
 metric, value and device time, and that each malformed message is in the dead-letter topic with its
 reason header. Prints cargo-style `test result:` lines so scripts/test counts them.
 """
@@ -100,9 +100,14 @@ def build_messages(run):
     return messages, expected, dead
 
 
+# Fault scenarios publish at this pace so the fault lands while messages flow through every
+# stage (unpaced, paho queues all of them within milliseconds and the fault would hit an idle path).
+FAULT_RATE_PER_S = 150
+
+
 def publish(messages, url, during=None):
     """QoS 1, MQTT v5; returns when the broker acknowledged every message. `during(i)` runs
-    after message i is handed to the client (fault injection)."""
+    after message i is handed to the client (fault injection); publishing is then paced."""
     parsed = urlparse(url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"whole-path-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5
@@ -114,10 +119,12 @@ def publish(messages, url, during=None):
     infos = []
     props = Properties(PacketTypes.PUBLISH)
     props.UserProperty = ("test", "whole-path")
+    t0 = time.monotonic()
     for index, (topic, payload) in enumerate(messages):
         infos.append(client.publish(topic, payload, qos=1, properties=props))
         if during:
             during(index)
+            time.sleep(max(0.0, t0 + (index + 1) / FAULT_RATE_PER_S - time.monotonic()))
     for info in infos:
         info.wait_for_publish(timeout=120)
         if not info.is_published():
@@ -167,6 +174,32 @@ def dead_letters(run, topics):
     return found
 
 
+def raw_records():
+    """Records on the readings topic so far (sum of end offsets): more records than readings
+    means the bridge wrote some twice (redelivery after a crash)."""
+    out = subprocess.run(
+        [
+            f"{ROOT}/scripts/local-stack", "kafka-class", "org.apache.kafka.tools.GetOffsetShell",
+            "--bootstrap-server", env("EHS_STACK_KAFKA_BOOTSTRAP"), "--topic", env("EHS_PIPELINE_READINGS_TOPIC"),
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return sum(int(line.rsplit(":", 1)[1]) for line in out.splitlines() if line.count(":") == 2)
+
+
+def upserted_rows(conn):
+    """Rows the sink's INSERT … ON CONFLICT DO UPDATE updated instead of inserting, over the
+    hypertable's chunks: the sink writing a reading again (e.g. after a restart) shows up here."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute(
+            """SELECT coalesce(sum(s.n_tup_upd), 0) FROM timescaledb_information.chunks c
+               JOIN pg_stat_user_tables s ON s.schemaname = c.chunk_schema AND s.relname = c.chunk_name
+               WHERE c.hypertable_name = 'readings'"""
+        )
+        return int(cur.fetchone()[0])
+
+
 def check(run, expected, dead, started, rows):
     failures = []
     by_key = {}
@@ -207,11 +240,19 @@ def pipeline(*args):
 def scenario(name, conn, fault=None):
     run = f"t{secrets.token_hex(3)}"
     messages, expected, dead = build_messages(run)
+    records_before, upserts_before = raw_records(), upserted_rows(conn)
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     publish(messages, env("EHS_STACK_MQTT_URL"), fault(len(messages)) if fault else None)
     rows = wait_for_rows(conn, run, len(expected))
-    print(f"test whole_path::{name} ({len(messages)} messages, {time.monotonic() - t0:.1f} s)")
+    elapsed = time.monotonic() - t0
+    # Statistics reach pg_stat a moment after the sink's transaction commits.
+    time.sleep(1)
+    print(f"test whole_path::{name} ({len(messages)} messages, {elapsed:.1f} s to the last row)")
+    print(
+        f"  kafka records written {raw_records() - records_before}, "
+        f"rows rewritten by the upsert {upserted_rows(conn) - upserts_before}"
+    )
     failures = check(run, expected, dead, started, rows)
     for failure in failures:
         print(f"  FAIL {failure}")
@@ -236,13 +277,18 @@ def kill_bridge_mid_publish(total):
 
 
 def restart_connect_mid_publish(total):
-    """Restart the Connect worker (graceful stop, start, connector resumes from committed offsets)
-    while a third of the messages are still to be published."""
+    """SIGKILL the Connect worker a third into the publish and start it again: the sink resumes
+    from its last committed offsets and writes again what it wrote since, which the upsert key
+    turns into updates, not duplicate rows."""
     state = {}
+
+    def crash_and_start():
+        pipeline("stack", "kill", "connect")
+        pipeline("stack", "start", "connect")
 
     def during(index):
         if index == total // 3:
-            state["restart"] = threading.Thread(target=pipeline, args=("stack", "restart", "connect"))
+            state["restart"] = threading.Thread(target=crash_and_start)
             state["restart"].start()
         elif index == total - 1 and "restart" in state:
             state["restart"].join()
