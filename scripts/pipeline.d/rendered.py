@@ -209,7 +209,6 @@ def main(argv):
         "connect-worker": lambda: connect_worker(rendered, *args[1:3]),
         "connector": lambda: connector(rendered, *args[1:4]),
         "bridge-env": lambda: bridge_env(rendered, *args[1:6]),
-        "bridge-replicas": lambda: print(bridge_statefulset(rendered)[0]["spec"].get("replicas", 1)),
         "secret-volumes": lambda: secret_volumes(rendered),
         "bridge-env-value": lambda: print(
             next(v.get("value", "") for v in bridge_statefulset(rendered)[2]["env"] if v["name"] == args[1])
