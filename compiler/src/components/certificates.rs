@@ -14,13 +14,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::exposure::{self, gateway_listener, items, text, ParentReference};
+use super::exposure::{self, gateway_listener, ParentReference};
 use super::{hivemq, manifest, App, ComponentError, ComponentHooks};
 use crate::manifest::Manifest;
 use crate::model::DnsSubdomain;
 use crate::resolve::Platform;
 use crate::templates::Templates;
-use crate::validate::{FieldPath, KindSchema, Report, Severity};
+use crate::validate::{items, text, FieldPath, KindSchema, Report, Severity};
 
 pub const NAME: &str = "certificates";
 
@@ -403,7 +403,7 @@ fn written_secrets(objects: &[Manifest]) -> BTreeSet<&str> {
     objects
         .iter()
         .filter(|object| object.kind() == "Certificate")
-        .map(|object| text(&object.value, "/spec/secretName"))
+        .map(|object| text(&object.value["spec"], "secretName"))
         .collect()
 }
 
@@ -469,7 +469,7 @@ fn object_findings<'a>(
     let mut findings = Vec::new();
     let used = used_secrets(objects);
     for certificate in objects.iter().filter(|object| object.kind() == "Certificate") {
-        let secret = text(&certificate.value, "/spec/secretName");
+        let secret = text(&certificate.value["spec"], "secretName");
         if !used.contains(secret) {
             findings.push((
                 certificate,
@@ -480,9 +480,9 @@ fn object_findings<'a>(
     }
     let written = written_secrets(objects);
     for gateway in objects.iter().filter(|object| object.kind() == "Gateway") {
-        for (listener_index, listener) in items(&gateway.value, "/spec/listeners") {
-            for (index, reference) in items(listener, "/tls/certificateRefs") {
-                let secret = text(reference, "/name");
+        for (listener_index, listener) in items(gateway.value.pointer("/spec/listeners")) {
+            for (index, reference) in items(listener.pointer("/tls/certificateRefs")) {
+                let secret = text(reference, "name");
                 if !written.contains(secret) && !provided_externally(platform, secret) {
                     let field = FieldPath::of("spec.listeners")
                         .index(listener_index)
@@ -514,7 +514,7 @@ fn used_secrets(objects: &[Manifest]) -> BTreeSet<&str> {
                             found.insert(name);
                         }
                         ("certificateRefs", Value::Array(references)) => {
-                            found.extend(references.iter().map(|reference| text(reference, "/name")));
+                            found.extend(references.iter().map(|reference| text(reference, "name")));
                         }
                         _ => walk(inner, found),
                     }

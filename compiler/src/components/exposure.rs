@@ -21,7 +21,7 @@ use crate::manifest::Manifest;
 use crate::model::{DnsLabel, DnsSubdomain};
 use crate::resolve::Platform;
 use crate::templates::Templates;
-use crate::validate::{FieldPath, KindSchema, Report};
+use crate::validate::{items, text, FieldPath, KindSchema, Report};
 
 pub const NAME: &str = "exposure";
 
@@ -339,20 +339,20 @@ fn internal_backends(objects: &[Manifest]) -> Vec<(&Manifest, FieldPath, String)
     for object in objects {
         match object.kind() {
             "HTTPRoute" => {
-                for (rule_index, rule) in items(&object.value, "/spec/rules") {
-                    for (index, backend) in items(rule, "/backendRefs") {
+                for (rule_index, rule) in items(object.value.pointer("/spec/rules")) {
+                    for (index, backend) in items(rule.get("backendRefs")) {
                         let field = FieldPath::of("spec.rules")
                             .index(rule_index)
                             .key("backendRefs")
                             .index(index)
                             .key("name");
-                        check(object, field, text(backend, "/name"), backend.pointer("/port").and_then(Value::as_u64));
+                        check(object, field, text(backend, "name"), backend.pointer("/port").and_then(Value::as_u64));
                     }
                 }
             }
             "Ingress" => {
-                for (rule_index, rule) in items(&object.value, "/spec/rules") {
-                    for (index, path) in items(rule, "/http/paths") {
+                for (rule_index, rule) in items(object.value.pointer("/spec/rules")) {
+                    for (index, path) in items(rule.pointer("/http/paths")) {
                         let field = FieldPath::of("spec.rules")
                             .index(rule_index)
                             .key("http")
@@ -362,7 +362,7 @@ fn internal_backends(objects: &[Manifest]) -> Vec<(&Manifest, FieldPath, String)
                             .key("service")
                             .key("name");
                         let service = &path["backend"]["service"];
-                        check(object, field, text(service, "/name"), service.pointer("/port/number").and_then(Value::as_u64));
+                        check(object, field, text(service, "name"), service.pointer("/port/number").and_then(Value::as_u64));
                     }
                 }
             }
@@ -370,21 +370,6 @@ fn internal_backends(objects: &[Manifest]) -> Vec<(&Manifest, FieldPath, String)
         }
     }
     found
-}
-
-/// The elements of the array at `pointer`, with their indices (none when absent).
-pub(crate) fn items<'a>(value: &'a Value, pointer: &str) -> impl Iterator<Item = (usize, &'a Value)> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-}
-
-/// The string at `pointer`, or `""`.
-pub(crate) fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]

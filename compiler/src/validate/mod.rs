@@ -22,6 +22,8 @@ mod schema;
 
 pub use crds::{CrdError, Crds};
 pub use path::FieldPath;
+/// JSON helpers components' own checks share with the generic ones.
+pub(crate) use pods::{items, text};
 pub use schema::{KindSchema, PodTemplatePaths};
 
 use crate::components::{self, Component};

@@ -128,7 +128,7 @@ pub(super) fn lookup<'a>(value: &'a Value, dotted: &str) -> Option<&'a Value> {
 }
 
 /// The elements of an optional JSON array with their indexes (nothing if absent or not an array).
-pub(super) fn items(list: Option<&Value>) -> impl Iterator<Item = (usize, &Value)> {
+pub(crate) fn items(list: Option<&Value>) -> impl Iterator<Item = (usize, &Value)> {
     list.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -137,7 +137,7 @@ pub(super) fn items(list: Option<&Value>) -> impl Iterator<Item = (usize, &Value
 
 /// The string at `key` of a JSON object, or "" when absent or not a string (the schema check
 /// reports wrong types; the reference checks then see a name that matches nothing).
-pub(super) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
