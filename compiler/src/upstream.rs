@@ -109,6 +109,7 @@ impl Upstream {
             *slot = json!({
                 "repository": image.repository.to_string(),
                 "tag": image.tag.to_string(),
+                "digest": image.digest.as_ref().map(ToString::to_string),
             });
         }
         Ok(())
@@ -195,6 +196,65 @@ mod tests {
                 lines[index]
             );
         }
+    }
+
+    /// Applies renovate.json's regex managers for components/upstream.yaml to the committed file,
+    /// as Renovate would: every prerequisite and every image must be found, with its version, and
+    /// the digest where one is recorded; a pin the managers miss would never be bumped.
+    #[test]
+    fn renovate_finds_every_pin_of_the_upstream_file() {
+        let root = repo().root;
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("renovate.json")).unwrap())
+                .unwrap();
+        let text = std::fs::read_to_string(root.join(super::UPSTREAM_FILE)).unwrap();
+        let mut found: Vec<(String, String, Option<String>)> = Vec::new();
+        for manager in config["customManagers"].as_array().unwrap() {
+            let patterns = manager["managerFilePatterns"].as_array().unwrap();
+            if !patterns
+                .iter()
+                .any(|p| p.as_str().unwrap().contains("upstream"))
+            {
+                continue;
+            }
+            for pattern in manager["matchStrings"].as_array().unwrap() {
+                let regex = regex::Regex::new(pattern.as_str().unwrap()).unwrap();
+                for captures in regex.captures_iter(&text) {
+                    found.push((
+                        captures["depName"].to_owned(),
+                        captures["currentValue"].to_owned(),
+                        captures
+                            .name("currentDigest")
+                            .map(|m| m.as_str().to_owned()),
+                    ));
+                }
+            }
+        }
+        let upstream = repo().upstream().unwrap();
+        assert_eq!(
+            found.len(),
+            upstream.prerequisites.len() + upstream.images.len(),
+            "{found:#?}"
+        );
+        for prerequisite in upstream.prerequisites.values() {
+            assert!(
+                found
+                    .iter()
+                    .any(|(_, version, _)| *version == prerequisite.version),
+                "{} {}",
+                prerequisite.source,
+                prerequisite.version
+            );
+        }
+        for image in upstream.images.values() {
+            let entry = (
+                image.repository.to_string(),
+                image.tag.to_string(),
+                image.digest.as_ref().map(ToString::to_string),
+            );
+            assert!(found.contains(&entry), "{entry:?} not in {found:#?}");
+        }
+        assert!(found.iter().any(|(_, _, digest)| digest.is_some()));
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
         ),
         (
             "components/upstream.yaml",
-            "    version: v1.18.2",
+            "    version: v1.21.1",
             "    version: latest",
             "components/upstream.yaml: prerequisites.certManager: `version` must be one exact \
              release",

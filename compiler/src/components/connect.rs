@@ -18,12 +18,11 @@ use ehs_contract::reading;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, HTTPGetAction, KeyToPath, PodSpec, PodTemplateSpec, Probe,
+    ConfigMap, Container, KeyToPath, PodSpec, PodTemplateSpec, Probe,
     SecretVolumeSource, Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -302,17 +301,7 @@ fn rest_service(app: &App) -> Service {
 }
 
 fn health_probe(period_seconds: i32, failure_threshold: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(HEALTH_PATH.to_owned()),
-            port: IntOrString::String(REST_PORT_NAME.to_owned()),
-            ..Default::default()
-        }),
-        period_seconds: Some(period_seconds),
-        failure_threshold: Some(failure_threshold),
-        timeout_seconds: Some(5),
-        ..Default::default()
-    }
+    super::http_probe(HEALTH_PATH, REST_PORT_NAME, period_seconds, failure_threshold, 5)
 }
 
 /// The database credentials Secret, only its username and password, as files for the worker's
