@@ -141,9 +141,9 @@ fn quorum_resize(old: &Value, new: &Value) -> Option<String> {
         )
     };
     Some(format!(
-        "controller.quorum.voters {what} (voters {} → {}): nodes of a live KRaft quorum formatted \
-         with a static voter list do not accept a new one; they refuse to start or split into \
-         two quorums",
+        "controller.quorum.voters {what} (voters {} → {}): Kafka does not support changing a \
+         static voter list under a live quorum; while the pods roll, nodes disagree on who votes \
+         and the quorum can lose its majority or elect two leaders",
         ids(&before),
         ids(&after)
     ))
