@@ -55,6 +55,12 @@ impl Scratch {
         fs::write(&path, text.replacen(from, to, 1)).expect("write input");
     }
 
+    /// The one-line change of `environments/prod.yaml` the diff tests review.
+    fn set_bridge_replicas(&self, replicas: u32) {
+        let to = format!("bridge:\n  replicas: {replicas}");
+        self.edit("environments/prod.yaml", "bridge:\n  replicas: 3", &to);
+    }
+
     /// Runs `ehs <args>` and expects it to refuse: exit 2 with `expected` on standard error.
     fn refuses(&self, args: &[&str], expected: &str) {
         self.ehs()
@@ -642,11 +648,7 @@ fn diff_exit_codes_and_summary() {
         .code(0)
         .stdout(predicate::str::contains("No differences."));
 
-    scratch.edit(
-        "environments/prod.yaml",
-        "bridge:\n  replicas: 3",
-        "bridge:\n  replicas: 4",
-    );
+    scratch.set_bridge_replicas(4);
     scratch
         .ehs()
         .args(["diff", "--env", "prod", "--colour", "never"])
@@ -1077,11 +1079,7 @@ fn diff_against_the_base_of_a_one_line_change_is_short() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("No differences."));
-    scratch.edit(
-        "environments/prod.yaml",
-        "bridge:\n  replicas: 3",
-        "bridge:\n  replicas: 5",
-    );
+    scratch.set_bridge_replicas(5);
     scratch.ehs().args(["render"]).assert().success();
     let assert = scratch
         .ehs()

@@ -155,6 +155,14 @@ impl Pair {
         }
     }
 
+    /// Both sides' objects, when both sides are there and parse.
+    pub fn values(&self) -> Option<(&Value, &Value)> {
+        fn value(entry: &Option<Entry>) -> Option<&Value> {
+            entry.as_ref()?.value.as_ref()
+        }
+        Some((value(&self.old)?, value(&self.new)?))
+    }
+
     /// `Kind namespace/name`, with `old → new` for a rename.
     pub fn describe(&self) -> String {
         match (&self.old, &self.new) {

@@ -193,11 +193,8 @@ fn blocks(
 fn row(pair: &Pair, format: Format) -> String {
     let entry = pair.entry();
     let identity = &entry.identity;
-    let paths = match (
-        pair.old.as_ref().and_then(|e| e.value.as_ref()),
-        pair.new.as_ref().and_then(|e| e.value.as_ref()),
-    ) {
-        (Some(old), Some(new)) if pair.status != Status::Added => {
+    let paths = match pair.values() {
+        Some((old, new)) => {
             let paths = canonical::changed_paths(old, new);
             let mut shown: Vec<String> = paths.iter().take(PATHS_IN_ROW).cloned().collect();
             if format == Format::Markdown {

@@ -63,13 +63,11 @@ pub struct Warning {
 pub fn check(pairs: &[Pair]) -> Vec<Warning> {
     let mut warnings = Vec::new();
     for pair in pairs {
-        let (Some(old), Some(new)) = (
-            pair.old.as_ref().and_then(|e| e.value.as_ref()),
-            pair.new.as_ref().and_then(|e| e.value.as_ref()),
-        ) else {
+        let Some((old, new)) = pair.values() else {
             continue;
         };
         let subject = pair.describe();
+        warnings.extend(topic_settings(&subject, old, new));
         if let Some(message) = quorum_resize(old, new) {
             warnings.push(Warning {
                 rule: Rule::QuorumResize,
@@ -92,7 +90,6 @@ pub fn check(pairs: &[Pair]) -> Vec<Warning> {
             });
         }
     }
-    warnings.extend(topic_settings(pairs));
     warnings
 }
 
@@ -192,47 +189,42 @@ fn topics(value: &Value) -> BTreeMap<String, TopicSettings> {
     created
 }
 
-fn topic_settings(pairs: &[Pair]) -> Vec<Warning> {
+/// Topics both sides create whose partitions or replication factor differ.
+fn topic_settings(subject: &str, old: &Value, new: &Value) -> Vec<Warning> {
+    let before = topics(old);
     let mut warnings = Vec::new();
-    for pair in pairs {
-        let (Some(old), Some(new)) = (
-            pair.old.as_ref().and_then(|e| e.value.as_ref()),
-            pair.new.as_ref().and_then(|e| e.value.as_ref()),
-        ) else {
+    for (topic, after) in topics(new) {
+        let Some(before) = before.get(&topic) else {
             continue;
         };
-        let before = topics(old);
-        for (topic, after) in topics(new) {
-            let Some(before) = before.get(&topic) else {
-                continue;
-            };
-            let mut changes = Vec::new();
-            if before.partitions != after.partitions {
-                changes.push(format!(
-                    "partitions {} → {}",
-                    before.partitions.as_deref().unwrap_or("default"),
-                    after.partitions.as_deref().unwrap_or("default")
-                ));
-            }
-            if before.replication_factor != after.replication_factor {
-                changes.push(format!(
-                    "replication factor {} → {}",
-                    before.replication_factor.as_deref().unwrap_or("default"),
-                    after.replication_factor.as_deref().unwrap_or("default")
-                ));
-            }
-            if !changes.is_empty() {
-                warnings.push(Warning {
-                    rule: Rule::TopicSettings,
-                    subject: pair.describe(),
-                    message: format!(
-                        "topic `{topic}`: {}; the topics Job only creates missing topics \
-                         (`--create --if-not-exists`), so an existing topic keeps its old \
-                         settings and nothing changes",
-                        changes.join(", ")
-                    ),
-                });
-            }
+        let setting = |name: &str, old: &Option<String>, new: &Option<String>| {
+            (old != new).then(|| {
+                let shown = |value: &Option<String>| value.clone().unwrap_or("default".into());
+                format!("{name} {} → {}", shown(old), shown(new))
+            })
+        };
+        let changes: Vec<String> = [
+            setting("partitions", &before.partitions, &after.partitions),
+            setting(
+                "replication factor",
+                &before.replication_factor,
+                &after.replication_factor,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !changes.is_empty() {
+            warnings.push(Warning {
+                rule: Rule::TopicSettings,
+                subject: subject.to_owned(),
+                message: format!(
+                    "topic `{topic}`: {}; the topics Job only creates missing topics \
+                     (`--create --if-not-exists`), so an existing topic keeps its old settings \
+                     and nothing changes",
+                    changes.join(", ")
+                ),
+            });
         }
     }
     warnings
