@@ -1186,7 +1186,7 @@ fn diff_against_an_unknown_base_is_an_error() {
     let scratch = committed_scratch();
     scratch.refuses(
         &["diff", "--base", "no-such-branch"],
-        "`no-such-branch` is not a commit of the repository at",
+        "`no-such-branch` is not a commit of the Git repository at",
     );
     scratch.refuses(
         &["diff", "--base", "HEAD", "--env", "staging"],

@@ -23,7 +23,7 @@ pub enum GitError {
         dir: String,
         stderr: String,
     },
-    #[error("`{reference}` is not a commit of the repository at {dir}: name a branch, tag or commit (e.g. `--base origin/main`)")]
+    #[error("`{reference}` is not a commit of the Git repository at {dir} (or that is no Git repository): name a branch, tag or commit, e.g. `--base origin/main` after `git fetch origin`")]
     NoCommit { reference: String, dir: String },
     #[error("{path} at {reference} is not UTF-8 text")]
     NotText { path: String, reference: String },
