@@ -301,6 +301,12 @@ fn render(
             let committed = emit::read_environment(&rendered_dir, &environment.name)
                 .map_err(PipelineError::from)?;
             let changes = diff::compare(&committed, &environment.files);
+            if let Some(reason) = emit::hand_edited(&committed) {
+                note(format_args!(
+                    "{RENDERED_DIR}/{}/: {reason}",
+                    environment.name
+                ));
+            }
             if !changes.is_empty() {
                 stale = true;
                 let style = ReportStyle {
