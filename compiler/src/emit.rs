@@ -785,6 +785,52 @@ mod tests {
     }
 
     #[test]
+    fn provenance_names_every_input_and_tells_a_hand_edit_from_a_render() {
+        let inputs = vec![
+            (
+                "components/kafka/defaults.yaml".to_owned(),
+                "replicas: 1\n".to_owned(),
+            ),
+            (
+                "environments/dev.yaml".to_owned(),
+                "namespace: ehs-dev\n".to_owned(),
+            ),
+        ];
+        let rendered = || {
+            let mut files =
+                Files::from([("kafka/service-kafka.yaml".to_owned(), "a\n".to_owned())]);
+            add_provenance("dev", &mut files, &inputs);
+            files
+        };
+        let files = rendered();
+        assert_eq!(files, rendered(), "deterministic");
+        let provenance = &files[PROVENANCE];
+        assert!(provenance.contains(concat!("generator: ehs ", env!("CARGO_PKG_VERSION"))));
+        for (path, _) in &inputs {
+            assert!(provenance.contains(&format!("  {path}: sha256:")), "{path}");
+        }
+        assert_eq!(hand_edited(&files), None);
+
+        let mut edited = files.clone();
+        edited.insert("kafka/service-kafka.yaml".to_owned(), "b\n".to_owned());
+        assert!(hand_edited(&edited)
+            .unwrap()
+            .contains("edited after `ehs render`"));
+
+        // Another input gives another digest.
+        let mut other = Files::new();
+        add_provenance("dev", &mut other, &inputs[..1]);
+        let line = |files: &Files| {
+            files[PROVENANCE]
+                .lines()
+                .find(|line| line.starts_with("inputs: "))
+                .unwrap()
+                .to_owned()
+        };
+        assert_ne!(line(&other), line(&files));
+    }
+
+    #[test]
     fn lines_longer_than_the_limit_are_reported_with_file_and_line() {
         let files = Files::from([
             (
