@@ -1047,6 +1047,33 @@ mod tests {
         assert!(ignore.contains("/rendered/dev/gitops/gitrepository-ehs-dev.yaml\n"));
     }
 
+    /// The environment's kustomization (what its Application syncs) lists every other object
+    /// and none of the GitOps definitions, and each definition is applied by exactly one root:
+    /// Argo CD's by its root's include glob, Flux's by its root's folder, the roots by hand.
+    #[test]
+    fn the_environment_sync_leaves_the_definitions_to_their_roots() {
+        let (platform, objects) = built("dev");
+        let files = crate::emit::render_files("environments/dev.yaml", &objects, &[NAME]).unwrap();
+        let kustomization = &files[crate::emit::KUSTOMIZATION];
+        for path in files.keys().filter(|path| path.as_str() != crate::emit::KUSTOMIZATION) {
+            let listed = kustomization.contains(&format!("- {path}\n"));
+            assert_eq!(listed, !path.starts_with("gitops/"), "{path}");
+        }
+        let root = root_name(&platform);
+        for object in objects.iter().filter(|object| object.component == NAME) {
+            let file = file_name(object.kind(), object.name());
+            let by_argocd = (file.starts_with("application-") || file.starts_with("appproject-"))
+                && file != file_name("Application", &root);
+            let by_flux = object.kind() == "Kustomization" && object.name() != root;
+            let by_hand = object.name() == root || object.kind() == "GitRepository";
+            assert_eq!(
+                [by_argocd, by_flux, by_hand].iter().filter(|applied| **applied).count(),
+                1,
+                "{file}"
+            );
+        }
+    }
+
     #[test]
     fn flux_applies_components_in_stage_order() {
         let (_, objects) = built("prod");
