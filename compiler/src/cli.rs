@@ -277,6 +277,12 @@ fn render(
             let committed = emit::read_environment(&rendered_dir, &environment.name)
                 .map_err(PipelineError::from)?;
             let section = diff::section(&environment.name, &committed, &environment.files);
+            if let Some(reason) = emit::hand_edited(&committed) {
+                note(format_args!(
+                    "{RENDERED_DIR}/{}/: {reason}",
+                    environment.name
+                ));
+            }
             if !section.pairs.is_empty() {
                 stale = true;
                 let title = format!(

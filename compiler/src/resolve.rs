@@ -47,6 +47,8 @@ macro_rules! define_platform {
         pub struct Platform {
             pub environment: EnvironmentInfo,
             $(pub $component: components::$component::Settings,)*
+            /// The upstream pin list, `components/upstream.yaml`.
+            pub upstream: crate::upstream::Upstream,
         }
 
         /// Every component's defaults overlaid with the environment file's overrides.
@@ -63,6 +65,7 @@ macro_rules! define_platform {
                     &defaults.$component,
                     file.environment.$key.as_ref(),
                 )?,)*
+                upstream: defaults.upstream.clone(),
             })
         }
     };

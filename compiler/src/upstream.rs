@@ -36,6 +36,31 @@ pub struct Prerequisite {
     pub source: String,
     /// The exact version installed.
     pub version: String,
+    /// For a `manifest` installed from its Git repository: where in the repository, at the tag
+    /// `version`, its manifests are.
+    pub git: Option<GitManifests>,
+}
+
+/// Manifests in an upstream Git repository, read at the tag of the prerequisite's version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitManifests {
+    /// The repository, `https://…​.git`.
+    pub repository: String,
+    /// Directory of the manifests.
+    pub path: String,
+    /// Only the files of `path` matching this glob; `{version}` stands for the version without
+    /// its leading `v` (e.g. `cnpg-{version}.yaml`). Unset: every file of `path`.
+    pub include: Option<String>,
+}
+
+impl Prerequisite {
+    /// `include` with the version filled in.
+    pub fn git_include(&self) -> Option<String> {
+        let include = self.git.as_ref()?.include.as_ref()?;
+        let version = self.version.strip_prefix('v').unwrap_or(&self.version);
+        Some(include.replace("{version}", version))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,6 +86,13 @@ impl Upstream {
                 && prerequisite.chart.is_none()
             {
                 Some("a `helm-chart` names its `chart`".to_owned())
+            } else if prerequisite.kind == PrerequisiteKind::Manifest
+                && prerequisite
+                    .git
+                    .as_ref()
+                    .is_some_and(|git| !git.repository.starts_with("https://"))
+            {
+                Some("`git.repository` must be an https:// Git URL".to_owned())
             } else if !is_exact_version(&prerequisite.version) {
                 Some(format!(
                     "`version` must be one exact release, e.g. `v1.2.3` or `0.2.26`; found `{}`",

@@ -235,6 +235,10 @@ fn stateful_set(app: &App) -> StatefulSet {
 pub struct Hooks;
 
 impl super::ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Clients
+    }
+
     fn kinds() -> Vec<crate::validate::KindSchema> {
         use crate::validate::KindSchema;
         vec![

@@ -417,6 +417,10 @@ fn registration_job(app: &App, what_it_does: &str) -> Job {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Clients
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<ConfigMap>(),

@@ -364,6 +364,10 @@ fn strings(items: &[&str]) -> Vec<String> {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<Namespace>(),

@@ -220,6 +220,10 @@ impl Settings {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Stateful
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![KindSchema::of::<Cluster>(), KindSchema::of::<ConfigMap>()]
     }

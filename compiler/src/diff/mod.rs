@@ -10,13 +10,22 @@ mod objects;
 mod report;
 mod warnings;
 
-use crate::emit::Files;
+use crate::emit::{Files, PROVENANCE};
 
 pub use report::{Format, Section};
 
 /// One environment's differences between two sets of rendered files, with their warnings.
+/// [`PROVENANCE`] is left out: it changes with every input and never reaches the cluster, so
+/// listing it would only bury the objects that do.
 pub fn section(environment: &str, old: &Files, new: &Files) -> Section {
-    let pairs = objects::pair(old, new);
+    let applied = |files: &Files| -> Files {
+        files
+            .iter()
+            .filter(|(path, _)| path.as_str() != PROVENANCE)
+            .map(|(path, content)| (path.clone(), content.clone()))
+            .collect()
+    };
+    let pairs = objects::pair(&applied(old), &applied(new));
     let warnings = warnings::check(&pairs);
     Section {
         environment: environment.to_owned(),
