@@ -1000,12 +1000,17 @@ fn custom_resources_are_checked_against_the_crds_in_a_directory() {
         ("argoproj.io", "Application"),
         ("source.toolkit.fluxcd.io", "GitRepository"),
         ("kustomize.toolkit.fluxcd.io", "Kustomization"),
+        ("source.toolkit.fluxcd.io", "HelmRepository"),
+        ("source.toolkit.fluxcd.io", "OCIRepository"),
+        ("helm.toolkit.fluxcd.io", "HelmRelease"),
     ]
     .iter()
     .map(|(group, kind)| {
         let definition = crd(group, kind, &[]);
         if *group == "argoproj.io" {
             definition.replace("- name: v1\n", "- name: v1alpha1\n")
+        } else if *kind == "HelmRelease" {
+            definition.replace("- name: v1\n", "- name: v2\n")
         } else if *kind == "ClusterIssuer" {
             definition.replace("scope: Namespaced", "scope: Cluster")
         } else {

@@ -13,15 +13,18 @@
 //!   carry the sync waves of their components' stages.
 //! - Flux: the GitRepository `<namespace>` (an artifact of only `rendered/<env>/`, without Argo
 //!   CD's objects and the Flux root itself) and the root Kustomization `<namespace>-gitops`,
-//!   which applies one Kustomization per component, each depending on the components of the
-//!   stage before.
+//!   which applies the operators (HelmReleases of their charts, Kustomizations of their Git
+//!   tags, ordered by `dependsOn`) and one Kustomization per component, each depending on the
+//!   components of the stage before, the first stage on the root, which is ready once the
+//!   operators are.
 //!
 //! Production (`production: true`, which also picks Let's Encrypt's production directory) is
 //! synced by hand in Argo CD: no automated sync, prune or self-heal.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{NamespaceResourceScope, Resource};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -52,8 +55,9 @@ pub struct Layer {
     pub argocd: Option<ToolLayer>,
     /// Flux definitions.
     pub flux: Option<ToolLayer>,
-    /// Install the upstream operators of `components/upstream.yaml` (Argo CD only). They are
-    /// cluster-wide: in a cluster shared by several environments, exactly one sets this.
+    /// Install the upstream operators of `components/upstream.yaml` (Argo CD Applications, Flux
+    /// HelmReleases and Kustomizations). They are cluster-wide: in a cluster shared by several
+    /// environments, exactly one sets this.
     pub install_operators: Option<bool>,
 }
 
@@ -217,10 +221,14 @@ pub struct GitRepositorySpec {
     pub ignore: String,
 }
 
+/// A branch (the environment's source) or a tag (an upstream prerequisite at its pin).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GitReference {
-    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 custom_resource! {
@@ -237,6 +245,21 @@ pub struct KustomizationSpec {
     pub source_ref: SourceReference,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<DependencyReference>,
+    /// Ready only once everything it applied is ready (an operator's Deployments, CRDs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
+    /// Ready only once these objects (applied by it or not) are ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -252,9 +275,127 @@ pub struct DependencyReference {
     pub name: String,
 }
 
-/// An upstream operator the Argo CD definitions install: its key in `components/upstream.yaml`,
-/// its Application's name, the namespace it runs in and the sync wave of its Application in the
-/// root (CRD-only installs before the operators that watch those CRDs).
+custom_resource! {
+    /// Flux's `HelmRepository`: a Helm chart repository served over HTTPS (an `index.yaml`).
+    HelmRepository(HelmRepositorySpec): "source.toolkit.fluxcd.io" / "v1", "helmrepositories", NamespaceResourceScope
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmRepositorySpec {
+    pub url: String,
+    pub interval: String,
+}
+
+custom_resource! {
+    /// Flux's `OCIRepository`: one artifact of an OCI registry, here a Helm chart at its tag
+    /// (Flux's way to install `oci://` charts, referenced by a HelmRelease's `chartRef`).
+    OCIRepository(OciRepositorySpec): "source.toolkit.fluxcd.io" / "v1", "ocirepositories", NamespaceResourceScope
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OciRepositorySpec {
+    /// `oci://host/path`: the chart without its tag.
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: OciReference,
+    pub interval: String,
+    pub layer_selector: LayerSelector,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OciReference {
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LayerSelector {
+    pub media_type: String,
+    pub operation: String,
+}
+
+/// The layer of a Helm chart pushed to an OCI registry (`helm push`): its packaged chart.
+const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+custom_resource! {
+    /// Flux's `HelmRelease`: one Helm release of a chart from a HelmRepository or OCIRepository.
+    HelmRelease(HelmReleaseSpec): "helm.toolkit.fluxcd.io" / "v2", "helmreleases", NamespaceResourceScope
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmReleaseSpec {
+    pub interval: String,
+    /// The Helm release name; Flux's default would prefix the target namespace.
+    pub release_name: String,
+    pub target_namespace: String,
+    /// A chart of a HelmRepository, by name and exact version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<HelmChartTemplate>,
+    /// A chart that is the source itself (an OCIRepository at the pinned tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_ref: Option<SourceReference>,
+    pub install: HelmInstall,
+    pub upgrade: HelmUpgrade,
+    /// HelmReleases installed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyReference>,
+    /// Chart values, as the chart defines them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmChartTemplate {
+    pub spec: HelmChartTemplateSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmChartTemplateSpec {
+    pub chart: String,
+    pub version: String,
+    pub source_ref: SourceReference,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmInstall {
+    pub create_namespace: bool,
+    pub crds: CrdPolicy,
+    pub remediation: Remediation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmUpgrade {
+    pub crds: CrdPolicy,
+    pub remediation: Remediation,
+}
+
+/// What Helm does with the chart's `crds/` folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CrdPolicy {
+    /// Another release installs them.
+    Skip,
+    /// Created and, on upgrades, replaced: what Argo CD does with them on every sync.
+    CreateReplace,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Remediation {
+    pub retries: i64,
+}
+
+/// An upstream operator both tools install: its key in `components/upstream.yaml`, the name of
+/// its Application (and of its Flux objects), the namespace it runs in and its wave: the sync
+/// wave of its Application in the root, and for Flux the `dependsOn` order (CRD-only installs
+/// before the operators that watch those CRDs).
 struct Operator {
     key: &'static str,
     name: &'static str,
@@ -262,7 +403,8 @@ struct Operator {
     wave: usize,
     /// Whether the environment needs it.
     needed: fn(&Platform) -> bool,
-    /// Chart values (Helm charts), from the model.
+    /// Chart values (Helm charts), from the model: the one definition of them, which Argo CD's
+    /// Application (`helm.valuesObject`) and Flux's HelmRelease (`values`) both carry.
     values: fn(&Platform) -> Option<Value>,
     /// Leave the chart's `crds/` out: another Application installs them.
     skip_crds: bool,
@@ -643,50 +785,267 @@ fn needed_operators(
         .collect()
 }
 
+/// Where a prerequisite is installed from, read once for both tools.
+enum Origin {
+    /// A chart of a Helm repository served over HTTPS.
+    HelmRepository { url: String, chart: String },
+    /// A chart pushed to an OCI registry: `url` is `oci://<repository>/<chart>`.
+    Oci {
+        url: String,
+        repository: String,
+        chart: String,
+    },
+    /// Manifests in a Git repository at the version's tag: the folder `path`, and in it only
+    /// the files matching `include`.
+    Git {
+        repository: String,
+        path: String,
+        include: Option<String>,
+    },
+}
+
+fn origin(prerequisite: &Prerequisite) -> Origin {
+    match (prerequisite.kind, &prerequisite.chart, &prerequisite.git) {
+        (PrerequisiteKind::HelmChart, Some(chart), _) => match chart.strip_prefix("oci://") {
+            Some(reference) => {
+                let (repository, name) = reference
+                    .rsplit_once('/')
+                    .unwrap_or((reference, chart.as_str()));
+                Origin::Oci {
+                    url: chart.clone(),
+                    repository: repository.to_owned(),
+                    chart: name.to_owned(),
+                }
+            }
+            None => Origin::HelmRepository {
+                url: prerequisite.source.clone(),
+                chart: chart.clone(),
+            },
+        },
+        (_, _, git) => Origin::Git {
+            repository: git
+                .as_ref()
+                .map_or(prerequisite.source.clone(), |git| git.repository.clone()),
+            path: git.as_ref().map_or(".".to_owned(), |git| git.path.clone()),
+            include: prerequisite.git_include(),
+        },
+    }
+}
+
 /// Where Argo CD fetches a prerequisite: its Helm chart (an `oci://` chart as Argo CD names OCI
 /// Helm repositories, without the scheme) or its Git tag.
 fn source(prerequisite: &Prerequisite) -> ApplicationSource {
     let version = prerequisite.version.clone();
-    match (prerequisite.kind, &prerequisite.chart, &prerequisite.git) {
-        (PrerequisiteKind::HelmChart, Some(chart), _) => {
-            let (repo_url, chart) = match chart.strip_prefix("oci://") {
-                Some(reference) => reference
-                    .rsplit_once('/')
-                    .map_or((reference, chart.as_str()), |(repository, chart)| {
-                        (repository, chart)
-                    }),
-                None => (prerequisite.source.as_str(), chart.as_str()),
-            };
-            ApplicationSource {
-                repo_url: repo_url.to_owned(),
-                target_revision: version,
-                path: None,
-                chart: Some(chart.to_owned()),
-                helm: Some(HelmSource {
-                    release_name: String::new(),
-                    skip_crds: None,
-                    values_object: None,
-                }),
-                directory: None,
-            }
-        }
-        (_, _, git) => ApplicationSource {
-            repo_url: git
-                .as_ref()
-                .map_or(prerequisite.source.clone(), |git| git.repository.clone()),
+    match origin(prerequisite) {
+        Origin::HelmRepository { url, chart }
+        | Origin::Oci {
+            repository: url,
+            chart,
+            ..
+        } => ApplicationSource {
+            repo_url: url,
             target_revision: version,
-            path: Some(git.as_ref().map_or(".".to_owned(), |git| git.path.clone())),
+            path: None,
+            chart: Some(chart),
+            helm: Some(HelmSource {
+                release_name: String::new(),
+                skip_crds: None,
+                values_object: None,
+            }),
+            directory: None,
+        },
+        Origin::Git {
+            repository,
+            path,
+            include,
+        } => ApplicationSource {
+            repo_url: repository,
+            target_revision: version,
+            path: Some(path),
             chart: None,
             helm: None,
             directory: Some(DirectorySource {
-                include: prerequisite.git_include(),
+                include,
                 exclude: None,
             }),
         },
     }
 }
 
-/// Flux: the source, one Kustomization per component in stage order, and the root.
+/// gitignore lines that leave only the folder `path` of a repository in a GitRepository's
+/// artifact, and in it only the files matching `include`.
+fn only(path: &str, include: Option<&str>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|part| !part.is_empty() && *part != ".") {
+        lines.push(format!("{prefix}/*"));
+        prefix = format!("{prefix}/{part}");
+        lines.push(format!("!{prefix}/"));
+    }
+    if let Some(include) = include {
+        lines.push(format!("{prefix}/*"));
+        lines.push(format!("!{prefix}/{include}"));
+    }
+    lines
+}
+
+/// How often Flux checks an upstream source: a pinned chart version or tag never moves.
+const UPSTREAM_INTERVAL: &str = "1h";
+/// How many times Flux retries a failed install or upgrade of an operator, as Argo CD does.
+const RETRIES: i64 = 10;
+
+/// The operators for Flux, at the pins Argo CD installs them from: each Helm chart as a
+/// HelmRepository (or OCIRepository) and a HelmRelease with the same values as its Application,
+/// each Git tag as a GitRepository and a Kustomization. Returns them and the health checks that
+/// are ready once every operator is.
+fn flux_operators(
+    platform: &Platform,
+    metadata: &dyn Fn(&str) -> ObjectMeta,
+) -> Result<(Vec<Manifest>, Vec<HealthCheck>), ComponentError> {
+    let operators = needed_operators(platform)?;
+    let namespace = platform.gitops.flux.namespace.to_string();
+    let is_helm = |prerequisite: &Prerequisite| !matches!(origin(prerequisite), Origin::Git { .. });
+    let mut objects = Vec::new();
+    let mut checks = Vec::new();
+    for (operator, prerequisite) in &operators {
+        // Flux's `dependsOn` names objects of its own kind only: a HelmRelease waits for the
+        // HelmReleases of the earlier waves, a Git install for the Git installs of the earlier
+        // waves (README, "Deploy with Argo CD / Flux").
+        let earlier = |helm: bool| -> Vec<DependencyReference> {
+            operators
+                .iter()
+                .filter(|(other, pin)| other.wave < operator.wave && is_helm(pin) == helm)
+                .map(|(other, _)| DependencyReference {
+                    name: other.name.to_owned(),
+                })
+                .collect()
+        };
+        let version = prerequisite.version.clone();
+        let release = |chart: Option<HelmChartTemplate>, chart_ref: Option<SourceReference>| {
+            let crds = if operator.skip_crds {
+                CrdPolicy::Skip
+            } else {
+                CrdPolicy::CreateReplace
+            };
+            HelmRelease::new(
+                metadata(operator.name),
+                HelmReleaseSpec {
+                    interval: FLUX_INTERVAL.to_owned(),
+                    release_name: operator.name.to_owned(),
+                    target_namespace: operator.namespace.to_owned(),
+                    chart,
+                    chart_ref,
+                    install: HelmInstall {
+                        create_namespace: true,
+                        crds,
+                        remediation: Remediation { retries: RETRIES },
+                    },
+                    upgrade: HelmUpgrade {
+                        crds,
+                        remediation: Remediation { retries: RETRIES },
+                    },
+                    depends_on: earlier(true),
+                    values: (operator.values)(platform),
+                },
+            )
+        };
+        let check = |kind: &str, api_version: &str| HealthCheck {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            name: operator.name.to_owned(),
+            namespace: namespace.clone(),
+        };
+        match origin(prerequisite) {
+            Origin::HelmRepository { url, chart } => {
+                let repository = HelmRepository::new(
+                    metadata(operator.name),
+                    HelmRepositorySpec {
+                        url,
+                        interval: UPSTREAM_INTERVAL.to_owned(),
+                    },
+                );
+                objects.push(manifest(NAME, &repository)?);
+                let chart = HelmChartTemplate {
+                    spec: HelmChartTemplateSpec {
+                        chart,
+                        version,
+                        source_ref: SourceReference {
+                            kind: HelmRepository::KIND.to_owned(),
+                            name: operator.name.to_owned(),
+                        },
+                    },
+                };
+                objects.push(manifest(NAME, &release(Some(chart), None))?);
+                checks.push(check(HelmRelease::KIND, HelmRelease::API_VERSION));
+            }
+            Origin::Oci { url, .. } => {
+                let repository = OCIRepository::new(
+                    metadata(operator.name),
+                    OciRepositorySpec {
+                        url,
+                        reference: OciReference { tag: version },
+                        interval: UPSTREAM_INTERVAL.to_owned(),
+                        layer_selector: LayerSelector {
+                            media_type: HELM_CHART_LAYER.to_owned(),
+                            operation: "copy".to_owned(),
+                        },
+                    },
+                );
+                objects.push(manifest(NAME, &repository)?);
+                let chart_ref = SourceReference {
+                    kind: OCIRepository::KIND.to_owned(),
+                    name: operator.name.to_owned(),
+                };
+                objects.push(manifest(NAME, &release(None, Some(chart_ref)))?);
+                checks.push(check(HelmRelease::KIND, HelmRelease::API_VERSION));
+            }
+            Origin::Git {
+                repository,
+                path,
+                include,
+            } => {
+                let mut ignore = only(&path, include.as_deref()).join("\n");
+                if !ignore.is_empty() {
+                    ignore.push('\n');
+                }
+                let source = GitRepository::new(
+                    metadata(operator.name),
+                    GitRepositorySpec {
+                        url: repository,
+                        reference: GitReference {
+                            branch: None,
+                            tag: Some(version),
+                        },
+                        interval: UPSTREAM_INTERVAL.to_owned(),
+                        ignore,
+                    },
+                );
+                objects.push(manifest(NAME, &source)?);
+                let kustomization = Kustomization::new(
+                    metadata(operator.name),
+                    KustomizationSpec {
+                        interval: FLUX_INTERVAL.to_owned(),
+                        path: format!("./{}", path.trim_start_matches("./")),
+                        prune: true,
+                        source_ref: SourceReference {
+                            kind: GitRepository::KIND.to_owned(),
+                            name: operator.name.to_owned(),
+                        },
+                        depends_on: earlier(false),
+                        wait: Some(true),
+                        health_checks: Vec::new(),
+                    },
+                );
+                objects.push(manifest(NAME, &kustomization)?);
+                checks.push(check(Kustomization::KIND, Kustomization::API_VERSION));
+            }
+        }
+    }
+    Ok((objects, checks))
+}
+
+/// Flux: the source, the operators, one Kustomization per component in stage order, and the
+/// root.
 fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, ComponentError> {
     let settings = &platform.gitops;
     let namespace = settings.flux.namespace.to_string();
@@ -700,33 +1059,34 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
     let root = root_name(platform);
     let environment = rendered_path(platform);
     let own = own_path(platform);
-    let ignore = [
+    let mut ignore = vec![
         "# Only this environment's rendered files, without Argo CD's definitions and the Flux"
             .to_owned(),
         "# root (applied by the bootstrap, so the root never applies itself).".to_owned(),
-        "/*".to_owned(),
-        format!("!/{RENDERED_DIR}/"),
-        format!("/{RENDERED_DIR}/*"),
-        format!("!/{environment}/"),
+    ];
+    ignore.extend(only(&environment, None));
+    ignore.extend([
         format!("/{own}/{}", file_name("AppProject", "*")),
         format!("/{own}/{}", file_name("Application", "*")),
         format!("/{own}/{}", file_name("GitRepository", &source_name)),
         format!("/{own}/{}", file_name("Kustomization", &root)),
-    ]
-    .join("\n")
-        + "\n";
+    ]);
     let repository = GitRepository::new(
         metadata(&source_name),
         GitRepositorySpec {
             url: settings.repository_url.clone(),
             reference: GitReference {
-                branch: settings.branch.clone(),
+                branch: Some(settings.branch.clone()),
+                tag: None,
             },
             interval: FLUX_INTERVAL.to_owned(),
-            ignore,
+            ignore: ignore.join("\n") + "\n",
         },
     );
-    let kustomization = |name: &str, path: &str, depends_on: Vec<DependencyReference>| {
+    let kustomization = |name: &str,
+                         path: &str,
+                         depends_on: Vec<DependencyReference>,
+                         health_checks: Vec<HealthCheck>| {
         Kustomization::new(
             metadata(name),
             KustomizationSpec {
@@ -734,18 +1094,34 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
                 path: format!("./{path}"),
                 prune: true,
                 source_ref: SourceReference {
-                    kind: "GitRepository".to_owned(),
+                    kind: GitRepository::KIND.to_owned(),
                     name: source_name.clone(),
                 },
                 depends_on,
+                wait: None,
+                health_checks,
             },
         )
     };
 
+    let (operators, checks) = if settings.install_operators {
+        flux_operators(platform, &metadata)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // A Kustomization's `dependsOn` names only Kustomizations, so the environment cannot wait
+    // for the operators' HelmReleases directly: the root, which applies them, is ready once
+    // they are (its health checks), and the environment's first stage depends on the root.
+    let after_operators = if checks.is_empty() {
+        Vec::new()
+    } else {
+        vec![DependencyReference { name: root.clone() }]
+    };
     let mut objects = vec![
         manifest(NAME, &repository)?,
-        manifest(NAME, &kustomization(&root, &own, Vec::new()))?,
+        manifest(NAME, &kustomization(&root, &own, Vec::new(), checks))?,
     ];
+    objects.extend(operators);
     let rendered: BTreeSet<&str> = synced
         .iter()
         .map(|object| object.component.as_str())
@@ -764,13 +1140,22 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
         let mut names = Vec::new();
         for component in components {
             let name = format!("{source_name}-{component}");
-            let depends_on = previous
-                .iter()
-                .map(|name| DependencyReference { name: name.clone() })
-                .collect();
+            let depends_on = if previous.is_empty() {
+                after_operators.clone()
+            } else {
+                previous
+                    .iter()
+                    .map(|name| DependencyReference { name: name.clone() })
+                    .collect()
+            };
             objects.push(manifest(
                 NAME,
-                &kustomization(&name, &format!("{environment}/{component}"), depends_on),
+                &kustomization(
+                    &name,
+                    &format!("{environment}/{component}"),
+                    depends_on,
+                    Vec::new(),
+                ),
             )?);
             names.push(name);
         }
@@ -792,6 +1177,9 @@ impl ComponentHooks for Hooks {
             KindSchema::of::<Application>(),
             KindSchema::of::<GitRepository>(),
             KindSchema::of::<Kustomization>(),
+            KindSchema::of::<HelmRepository>(),
+            KindSchema::of::<OCIRepository>(),
+            KindSchema::of::<HelmRelease>(),
         ]
     }
 
@@ -1064,8 +1452,19 @@ mod tests {
             let file = file_name(object.kind(), object.name());
             let by_argocd = (file.starts_with("application-") || file.starts_with("appproject-"))
                 && file != file_name("Application", &root);
-            let by_flux = object.kind() == "Kustomization" && object.name() != root;
-            let by_hand = object.name() == root || object.kind() == "GitRepository";
+            let environment_source =
+                object.kind() == "GitRepository" && object.name() == environment_name(&platform);
+            let by_flux = [
+                "Kustomization",
+                "GitRepository",
+                "HelmRepository",
+                "OCIRepository",
+                "HelmRelease",
+            ]
+            .contains(&object.kind())
+                && object.name() != root
+                && !environment_source;
+            let by_hand = object.name() == root || environment_source;
             assert_eq!(
                 [by_argocd, by_flux, by_hand].iter().filter(|applied| **applied).count(),
                 1,
@@ -1093,7 +1492,8 @@ mod tests {
                 })
                 .unwrap_or_default()
         };
-        assert!(depends_on("namespace").is_empty());
+        // The first stage waits for the root, which is ready once the operators are.
+        assert_eq!(depends_on("namespace"), ["ehs-prod-gitops"]);
         assert_eq!(depends_on("storage"), ["ehs-prod-namespace"]);
         assert_eq!(
             depends_on("kafka"),
@@ -1107,6 +1507,175 @@ mod tests {
             depends_on("bridge"),
             ["ehs-prod-kafka", "ehs-prod-hivemq", "ehs-prod-timescaledb"]
         );
+    }
+
+    fn names(value: &Value) -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| item["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn flux_installs_the_operators_from_their_pins_in_the_order_of_argo_cds_waves() {
+        let (platform, objects) = built("dev");
+        let pins = &platform.upstream.prerequisites;
+        let spec = |kind: &str, name: &str| find(&objects, kind, name).value["spec"].clone();
+
+        let cert_manager = spec("HelmRelease", "cert-manager");
+        assert_eq!(cert_manager["chart"]["spec"]["chart"], "cert-manager");
+        assert_eq!(cert_manager["chart"]["spec"]["version"], pins["certManager"].version);
+        assert_eq!(
+            cert_manager["chart"]["spec"]["sourceRef"],
+            json!({"kind": "HelmRepository", "name": "cert-manager"})
+        );
+        assert_eq!(spec("HelmRepository", "cert-manager")["url"], pins["certManager"].source);
+        assert_eq!(cert_manager["targetNamespace"], "cert-manager");
+        assert_eq!(cert_manager["install"]["crds"], "CreateReplace");
+
+        // An oci:// chart is its own source, at the pinned tag; its CRDs come from elsewhere.
+        let envoy = spec("HelmRelease", "envoy-gateway");
+        assert_eq!(
+            envoy["chartRef"],
+            json!({"kind": "OCIRepository", "name": "envoy-gateway"})
+        );
+        let oci = spec("OCIRepository", "envoy-gateway");
+        assert_eq!(oci["url"], "oci://docker.io/envoyproxy/gateway-helm");
+        assert_eq!(oci["ref"]["tag"], pins["envoyGateway"].version);
+        assert_eq!(envoy["install"]["crds"], "Skip");
+        assert_eq!(envoy["upgrade"]["crds"], "Skip");
+
+        // Git tags: only the pinned release manifest of CloudNativePG is in the artifact.
+        let cnpg = spec("GitRepository", "cloudnative-pg");
+        assert_eq!(cnpg["ref"], json!({"tag": pins["cloudNativePg"].version}));
+        let include = pins["cloudNativePg"].git_include().unwrap();
+        assert_eq!(
+            cnpg["ignore"],
+            format!("/*\n!/releases/\n/releases/*\n!/releases/{include}\n")
+        );
+        assert_eq!(spec("Kustomization", "cloudnative-pg")["path"], "./releases");
+        assert_eq!(spec("Kustomization", "gateway-api")["wait"], true);
+
+        // Each kind's dependsOn follows the Applications' waves: every install of an earlier
+        // wave and of the same kind, nothing else.
+        let wave = |name: &str| {
+            wave_of(find(&objects, "Application", name))
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        };
+        let installs: Vec<&Manifest> = objects
+            .iter()
+            .filter(|object| {
+                object.kind() == "HelmRelease"
+                    || (object.kind() == "Kustomization"
+                        && !object.name().starts_with(platform.environment.namespace.as_ref()))
+            })
+            .collect();
+        assert_eq!(installs.len(), 6);
+        for install in &installs {
+            let mut expected: Vec<String> = installs
+                .iter()
+                .filter(|other| {
+                    other.kind() == install.kind() && wave(other.name()) < wave(install.name())
+                })
+                .map(|other| other.name().to_owned())
+                .collect();
+            expected.sort();
+            let mut actual = names(&install.value["spec"]["dependsOn"]);
+            actual.sort();
+            assert_eq!(actual, expected, "{}/{}", install.kind(), install.name());
+        }
+        assert_eq!(names(&envoy["dependsOn"]), ["envoy-gateway-crds"]);
+        assert_eq!(
+            names(&spec("Kustomization", "cloudnative-pg")["dependsOn"]),
+            ["gateway-api"]
+        );
+
+        // The root is ready once every operator is; the environment's first stage waits for it.
+        let root = root_name(&platform);
+        let checks: Vec<(String, String)> = spec("Kustomization", &root)["healthChecks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|check| {
+                assert_eq!(check["namespace"], "flux-system");
+                (
+                    check["kind"].as_str().unwrap().to_owned(),
+                    check["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = installs
+            .iter()
+            .map(|install| (install.kind().to_owned(), install.name().to_owned()))
+            .collect();
+        assert_eq!(checks, expected);
+        assert_eq!(
+            names(&spec("Kustomization", "ehs-dev-namespace")["dependsOn"]),
+            [root.as_str()]
+        );
+
+        // Operators installed by another environment: none rendered, nothing to wait for.
+        let mut platform = platform.clone();
+        platform.gitops.install_operators = false;
+        let objects = build(&platform, &templates()).unwrap();
+        assert!(!objects.iter().any(|object| object.kind() == "HelmRelease"));
+        let namespace = find(&objects, "Kustomization", "ehs-dev-namespace");
+        assert!(names(&namespace.value["spec"]["dependsOn"]).is_empty());
+        assert!(find(&objects, "Kustomization", &root).value["spec"]["healthChecks"].is_null());
+    }
+
+    /// Argo CD and Flux install each chart at the same version with the same release name and
+    /// the same values, in every committed environment.
+    #[test]
+    fn both_tools_install_each_chart_with_the_same_values() {
+        let mut compared = 0;
+        for environment in ["dev", "prod"] {
+            let (_, objects) = built(environment);
+            for application in objects.iter().filter(|object| {
+                object.kind() == "Application" && object.value["spec"]["source"]["chart"].is_string()
+            }) {
+                let source = &application.value["spec"]["source"];
+                let release = &find(&objects, "HelmRelease", application.name()).value["spec"];
+                assert_eq!(
+                    release.get("values"),
+                    source["helm"].get("valuesObject"),
+                    "{environment}: {}",
+                    application.name()
+                );
+                assert_eq!(release["releaseName"], source["helm"]["releaseName"]);
+                assert_eq!(
+                    release["targetNamespace"],
+                    application.value["spec"]["destination"]["namespace"]
+                );
+                let version = match release["chartRef"]["name"].as_str() {
+                    Some(oci) => &find(&objects, "OCIRepository", oci).value["spec"]["ref"]["tag"],
+                    None => &release["chart"]["spec"]["version"],
+                };
+                assert_eq!(version, &source["targetRevision"]);
+                assert_eq!(
+                    release["install"]["crds"] == "Skip",
+                    source["helm"]["skipCrds"] == true
+                );
+                compared += usize::from(release.get("values").is_some());
+            }
+        }
+        // cert-manager and Envoy Gateway's CRDs carry values in both environments.
+        assert_eq!(compared, 4);
+    }
+
+    #[test]
+    fn only_leaves_a_folder_and_its_matching_files() {
+        assert_eq!(only("rendered/dev", None), ["/*", "!/rendered/", "/rendered/*", "!/rendered/dev/"]);
+        assert_eq!(only("releases", Some("cnpg-1.yaml")), ["/*", "!/releases/", "/releases/*", "!/releases/cnpg-1.yaml"]);
+        assert!(only(".", None).is_empty());
+        assert_eq!(only(".", Some("all.yaml")), ["/*", "!/all.yaml"]);
     }
 
     #[test]
