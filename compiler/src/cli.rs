@@ -57,6 +57,21 @@ enum Command {
         #[command(flatten)]
         checks: Checks,
     },
+    /// Copy one component's image pins (its `image` and `*Image` settings) from one environment
+    /// file to another, as a minimal edit of the target file (comments and formatting kept),
+    /// then render the target environment. Prints each pin that changed. Afterwards the target
+    /// sets exactly the pins the source sets (one the source leaves to the defaults is removed).
+    /// If the target no longer validates, its file is restored and nothing is rendered.
+    Promote {
+        /// The environment whose pins are copied (file stem in `environments/`).
+        #[arg(long, value_name = "ENV")]
+        from: String,
+        /// The environment file that is edited and rendered.
+        #[arg(long, value_name = "ENV")]
+        to: String,
+        /// The component, e.g. `bridge`.
+        component: String,
+    },
     /// Print the JSON Schema of environment files (what editors check while typing).
     Schema {
         /// Write it to this file instead of standard output.
@@ -123,6 +138,18 @@ pub enum CliError {
     Diff(#[from] diff::command::DiffError),
     #[error("cannot write to standard output")]
     Stdout(#[source] io::Error),
+    #[error(transparent)]
+    Promote(#[from] crate::promote::PromoteError),
+    #[error("--from and --to are both `{0}`: name two different environments")]
+    PromoteToItself(String),
+    #[error("`{name}` is not a component; valid: {valid}")]
+    UnknownComponent { name: String, valid: String },
+    #[error("{path}: cannot write")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub const EXIT_FINDINGS: u8 = 1;
@@ -175,8 +202,92 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Validate { selection, checks } => {
             validate(&repo, &shared, &selection, checks.deny_warnings)
         }
+        Command::Promote {
+            from,
+            to,
+            component,
+        } => promote(&repo, &shared, &from, &to, &component),
         Command::Schema { .. } => unreachable!("handled above"),
     }
+}
+
+fn promote(
+    repo: &Repo,
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    component: &str,
+) -> Result<ExitCode, CliError> {
+    if from == to {
+        return Err(CliError::PromoteToItself(from.to_owned()));
+    }
+    let valid: Vec<&str> = crate::components::ALL
+        .iter()
+        .map(|known| known.name)
+        .collect();
+    if !valid.contains(&component) {
+        return Err(CliError::UnknownComponent {
+            name: component.to_owned(),
+            valid: valid.join(", "),
+        });
+    }
+    // Both must be environments that load (an unknown name lists the valid ones).
+    let source = repo.environment(from).map_err(PipelineError::from)?;
+    let target = repo.environment(to).map_err(PipelineError::from)?;
+    let read = |path: &str| {
+        std::fs::read_to_string(repo.root.join(path)).map_err(|source| {
+            PipelineError::from(crate::load::LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        })
+    };
+    let (source_text, target_text) = (read(&source.path)?, read(&target.path)?);
+    let (text, changes) = crate::promote::edit(
+        &source.path,
+        &source_text,
+        &target.path,
+        &target_text,
+        component,
+    )?;
+    if changes.is_empty() {
+        out(format_args!(
+            "{}: {component} already has the image pins of {}\n",
+            target.path, source.path
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let write = |text: &str| {
+        std::fs::write(repo.root.join(&target.path), text).map_err(|source| CliError::Write {
+            path: target.path.clone(),
+            source,
+        })
+    };
+    write(&text)?;
+    let shown = |value: &Option<serde_json::Value>| {
+        value
+            .as_ref()
+            .map_or("unset (the default)".to_owned(), ToString::to_string)
+    };
+    for change in &changes {
+        out(format_args!(
+            "{}: {}: {} -> {}\n",
+            target.path,
+            change.setting,
+            shown(&change.before),
+            shown(&change.after)
+        ))?;
+    }
+    let selection = Selection {
+        environments: vec![to.to_owned()],
+        all: false,
+    };
+    let code = render(repo, shared, &selection, false, false)?;
+    if code != ExitCode::SUCCESS {
+        write(&target_text)?;
+        note(format_args!("{}: restored, nothing promoted", target.path));
+    }
+    Ok(code)
 }
 
 /// Environments compiled in memory, and every error met on the way: all environments are

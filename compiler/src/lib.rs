@@ -14,6 +14,7 @@ mod load;
 mod manifest;
 mod model;
 mod pipeline;
+mod promote;
 mod quantity;
 mod resolve;
 mod templates;

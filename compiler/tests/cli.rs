@@ -1207,3 +1207,85 @@ fn diff_against_an_unknown_base_is_an_error() {
         "no environment `staging` in rendered/ at HEAD or in the working tree; available: dev, prod",
     );
 }
+
+/// `ehs promote`: the bridge image dev runs goes to prod as a minimal edit of prod's file,
+/// rendered; the errors name the file or the valid choices.
+#[test]
+fn promote_copies_a_components_image_pins_and_renders_the_target() {
+    let scratch = Scratch::new();
+    scratch.edit(
+        "environments/dev.yaml",
+        "bridge:\n",
+        "bridge:\n  image:\n    tag: 0.2.0 # the release under test\n",
+    );
+    scratch
+        .ehs()
+        .args(["render", "--env", "dev"])
+        .assert()
+        .success();
+    let before = fs::read_to_string(scratch.root().join("environments/prod.yaml")).unwrap();
+    let promote = || {
+        scratch
+            .ehs()
+            .args(["promote", "--from", "dev", "--to", "prod", "bridge"])
+            .assert()
+    };
+    promote().success().stdout(predicate::str::contains(
+        "environments/prod.yaml: bridge.image: unset (the default) -> {\"tag\":\"0.2.0\"}",
+    ));
+    let after = fs::read_to_string(scratch.root().join("environments/prod.yaml")).unwrap();
+    // Only the pin's lines are new; every other line (comments included) is as it was.
+    let added: Vec<&str> = after
+        .lines()
+        .filter(|line| !before.lines().any(|old| old == *line))
+        .collect();
+    assert_eq!(added, ["  image:", "    tag: 0.2.0"]);
+    assert_eq!(after.lines().count(), before.lines().count() + 2);
+    let statefulset = fs::read_to_string(
+        scratch
+            .root()
+            .join("rendered/prod/bridge/statefulset-ehs-bridge.yaml"),
+    )
+    .unwrap();
+    assert!(statefulset.contains("image: ghcr.io/ehs-platform/ehs-bridge:0.2.0"));
+    scratch.ehs().args(["render", "--check"]).assert().success();
+    // Again: nothing left to promote.
+    promote().success().stdout(predicate::str::contains(
+        "bridge already has the image pins of environments/dev.yaml",
+    ));
+
+    scratch.refuses(
+        &["promote", "--from", "dev", "--to", "prod", "bridgE"],
+        "`bridgE` is not a component; valid: namespace,",
+    );
+    scratch.refuses(
+        &["promote", "--from", "dev", "--to", "staging", "bridge"],
+        "staging",
+    );
+    scratch.refuses(
+        &["promote", "--from", "dev", "--to", "dev", "bridge"],
+        "--from and --to are both `dev`",
+    );
+
+    // A source pin that is not valid is refused where it is written; the target is untouched.
+    scratch.edit("environments/dev.yaml", "tag: 0.2.0", "tag: \"bad tag\"");
+    scratch.refuses(
+        &["promote", "--from", "dev", "--to", "prod", "bridge"],
+        "environments/dev.yaml:16:10: `bad tag` is not a valid image tag",
+    );
+    scratch.edit("environments/dev.yaml", "tag: \"bad tag\"", "tag: 0.3.0");
+    // A target that does not validate after the edit is restored and nothing is rendered.
+    let invalid = format!("{after}gitops:\n  repositoryUrl: git@github.com:x/y.git\n");
+    fs::write(scratch.root().join("environments/prod.yaml"), &invalid).unwrap();
+    let rendered = scratch.rendered();
+    promote()
+        .code(EXIT_FINDINGS)
+        .stderr(predicate::str::contains(
+            "environments/prod.yaml: restored, nothing promoted",
+        ));
+    assert_eq!(
+        fs::read_to_string(scratch.root().join("environments/prod.yaml")).unwrap(),
+        invalid
+    );
+    assert_eq!(scratch.rendered(), rendered);
+}
