@@ -123,6 +123,7 @@ impl Scenario {
             max_in_flight: settings.max_in_flight,
             drain_timeout_secs: settings.drain_timeout_secs,
             log_dir: self.log_dir.clone(),
+            settings: Vec::new(),
         }
     }
 
@@ -147,6 +148,7 @@ impl Scenario {
             qos: 1,
             rate_per_sec: Some(rate),
             window: 200,
+            metrics_mix: Vec::new(),
         };
         self.runtime
             .spawn(async move { publish(&stack, &client_id, plan).await })

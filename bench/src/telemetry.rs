@@ -86,6 +86,43 @@ pub fn payload(seq: u64, sent_at_ms: i64) -> String {
     format!(r#"{{"ts":{sent_at_ms},"power_w":{power_w:.1}}}"#)
 }
 
+/// Metric fields of [`meter_payload`], in the order a meter reports them; `power_w` (the one
+/// [`crate::readings::METRIC`] the harness traces messages by) is always present.
+pub const METER_METRICS: [&str; 8] = [
+    "power_w",
+    "energy_kwh",
+    "voltage_v",
+    "current_a",
+    "frequency_hz",
+    "power_factor",
+    "temperature_c",
+    "reactive_var",
+];
+/// A firmware counter that is not a measurement; the platform's route excludes it.
+pub const METER_COUNTER: &str = "uptime";
+
+/// A flat JSON meter payload (the `flat-json` adapter's shape) with `metrics` numeric fields
+/// (1 to 8), the publish time as `ts` and the non-metric counter [`METER_COUNTER`].
+pub fn meter_payload(seq: u64, sent_at_ms: i64, metrics: usize) -> String {
+    let mut body = format!(r#"{{"ts":{sent_at_ms},"{METER_COUNTER}":{seq}"#);
+    for (index, name) in METER_METRICS.iter().take(metrics.max(1)).enumerate() {
+        let value = 100.0 * (index + 1) as f64 + (seq % 100) as f64 * 0.5;
+        body.push_str(&format!(r#","{name}":{value:.1}"#));
+    }
+    body.push('}');
+    body
+}
+
+/// Metrics of the `index`-th message when messages cycle through `mix` (e.g. `[1, 3, 8]`);
+/// an empty mix is the single-metric [`payload`].
+pub fn metrics_of(mix: &[usize], index: u64) -> usize {
+    if mix.is_empty() {
+        1
+    } else {
+        mix[(index % mix.len() as u64) as usize]
+    }
+}
+
 /// Reads `ts` back from a [`payload`].
 pub fn parse_sent_at(bytes: &[u8]) -> Option<i64> {
     let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
@@ -123,6 +160,25 @@ mod tests {
         assert_eq!(fleet.parse_device(&fleet.device_name(2)), Some(2));
         assert_eq!(fleet.parse_device("q0d00002"), None);
         assert_eq!(fleet.topic(2), "ehs/h/q1d00002/telemetry");
+    }
+
+    #[test]
+    fn meter_payloads_carry_the_mix() {
+        let body = meter_payload(7, 1_700_000_000_123, 3);
+        assert_eq!(
+            body,
+            r#"{"ts":1700000000123,"uptime":7,"power_w":103.5,"energy_kwh":203.5,"voltage_v":303.5}"#
+        );
+        assert_eq!(parse_sent_at(body.as_bytes()), Some(1_700_000_000_123));
+        let eight: serde_json::Value = serde_json::from_str(&meter_payload(1, 1, 8)).expect("json");
+        assert_eq!(eight.as_object().expect("object").len(), 10);
+        assert_eq!(
+            (0..6)
+                .map(|i| metrics_of(&[1, 3, 8], i))
+                .collect::<Vec<_>>(),
+            vec![1, 3, 8, 1, 3, 8]
+        );
+        assert_eq!(metrics_of(&[], 5), 1);
     }
 
     #[test]
