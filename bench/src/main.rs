@@ -14,7 +14,7 @@ use ehs_bench::kafka::{create_topic, delete_topics, high_watermarks, StartAt, To
 use ehs_bench::publisher::{publish, PublishPlan};
 use ehs_bench::stack::Stack;
 use ehs_bench::subscriber::Subscriber;
-use ehs_bench::telemetry::{unique_name, Fleet, TOPIC_PATTERN};
+use ehs_bench::telemetry::{unique_name, Fleet, Payload, TOPIC_PATTERN};
 use ehs_bench::verify::{self, check, deliveries, latencies_ms, quantile, Delivery};
 use ehs_contract::config::BridgeConfig;
 use ehs_contract::{OutputEncoding, PayloadAdapter};
@@ -262,7 +262,10 @@ impl Bench {
             qos,
             rate_per_sec: None,
             window: self.args.window,
-            metrics_mix: self.args.metrics.clone(),
+            payload: Payload::Meter {
+                mix: self.args.metrics.clone(),
+                counter: true,
+            },
         }
     }
 
@@ -299,7 +302,7 @@ impl Bench {
             self.plan(fleet, qos, round),
         )
         .await?;
-        let received = Subscriber::finish_group(subscribers).await?;
+        let received = Subscriber::finish_group(subscribers).await?.merged;
         let ceiling_cpu = self.processes.since(&cpu_start);
         let ceiling_rate = match received.last_at_ms {
             Some(last) => {

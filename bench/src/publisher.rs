@@ -11,7 +11,7 @@ use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, MqttOptions}
 use rumqttc::Outgoing;
 
 use crate::stack::Stack;
-use crate::telemetry::{meter_payload, metrics_of, now_ms, payload, Fleet, SEQ_PROPERTY};
+use crate::telemetry::{now_ms, Fleet, Payload, SEQ_PROPERTY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -49,16 +49,15 @@ pub struct PublishPlan {
     pub rate_per_sec: Option<u32>,
     /// Largest number of QoS 1 messages awaiting PUBACK.
     pub window: u16,
-    /// Metrics per message, cycled over the messages ([`meter_payload`]); empty: the
-    /// single-metric [`payload`] without a counter.
-    pub metrics_mix: Vec<usize>,
+    /// What each message carries.
+    pub payload: Payload,
 }
 
 impl PublishPlan {
     /// Readings the plan's messages become when every metric is one.
     pub fn readings(&self) -> u64 {
         (0..self.count)
-            .map(|offset| metrics_of(&self.metrics_mix, self.first_index + offset) as u64)
+            .map(|offset| self.payload.metrics(self.first_index + offset) as u64)
             .sum()
     }
 }
@@ -157,12 +156,9 @@ pub async fn publish(
             }
         }
         let id = plan.fleet.message(plan.first_index + offset);
-        let index = plan.first_index + offset;
-        let body = if plan.metrics_mix.is_empty() {
-            payload(id.seq, now_ms())
-        } else {
-            meter_payload(id.seq, now_ms(), metrics_of(&plan.metrics_mix, index))
-        };
+        let body = plan
+            .payload
+            .body(plan.first_index + offset, id.seq, now_ms());
         let properties = PublishProperties {
             user_properties: vec![(SEQ_PROPERTY.to_owned(), id.seq.to_string())],
             ..PublishProperties::default()

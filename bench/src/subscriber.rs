@@ -44,6 +44,14 @@ pub struct SubscribeReport {
     pub last_at_ms: Option<i64>,
 }
 
+/// What [`Subscriber::finish_group`] returns: the group's merged report (distinct over all
+/// members) and each member's own, in the order they were started.
+#[derive(Debug, Clone)]
+pub struct GroupReport {
+    pub merged: SubscribeReport,
+    pub members: Vec<SubscribeReport>,
+}
+
 /// A running subscriber; [`Subscriber::finish`] waits for its result.
 pub struct Subscriber {
     task: JoinHandle<Result<(SubscribeReport, HashSet<MessageId>), SubscribeError>>,
@@ -131,9 +139,11 @@ impl Subscriber {
         Ok(subscribers)
     }
 
-    /// Waits for every member of a group and merges their reports.
-    pub async fn finish_group(subscribers: Vec<Self>) -> Result<SubscribeReport, SubscribeError> {
+    /// Waits for every member of a group and merges their reports; each member's own report
+    /// stays available (how the broker spread the stream).
+    pub async fn finish_group(subscribers: Vec<Self>) -> Result<GroupReport, SubscribeError> {
         let mut seen = HashSet::new();
+        let mut members = Vec::with_capacity(subscribers.len());
         let mut merged = SubscribeReport {
             received: 0,
             distinct: 0,
@@ -146,9 +156,10 @@ impl Subscriber {
             merged.first_at_ms = min_some(merged.first_at_ms, report.first_at_ms);
             merged.last_at_ms = merged.last_at_ms.max(report.last_at_ms);
             seen.extend(ids);
+            members.push(report);
         }
         merged.distinct = seen.len() as u64;
-        Ok(merged)
+        Ok(GroupReport { merged, members })
     }
 
     #[allow(clippy::too_many_arguments)]
