@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use ehs_contract::config::BridgeConfig;
 use ehs_contract::{env, http, OutputEncoding};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,59 @@ pub struct BridgeSpec {
     pub drain_timeout_secs: u32,
     /// Where the replica's stdout and stderr go.
     pub log_dir: PathBuf,
+    /// Settings that replace the ones above, e.g. a rendered environment's
+    /// ([`rendered_settings`]).
+    pub settings: Vec<(&'static str, String)>,
+}
+
+/// Variables a run keeps its own even when replaying a rendered environment: which topics it
+/// subscribes and which share group it joins keep concurrent runs apart.
+const RUN_OWN_SETTINGS: [&str; 2] = [env::MQTT_FILTERS, env::MQTT_SHARE_GROUP];
+
+/// The bridge's own settings ([`BridgeConfig::FIELDS`]) as a rendered StatefulSet sets them,
+/// e.g. `rendered/prod/bridge/statefulset-ehs-bridge.yaml`: the benchmark runs what is
+/// deployed instead of a retyped copy. Filters and share group stay the run's own.
+pub fn rendered_settings(statefulset: &Path) -> Result<Vec<(&'static str, String)>, String> {
+    let text = std::fs::read_to_string(statefulset)
+        .map_err(|error| format!("cannot read {}: {error}", statefulset.display()))?;
+    let mut lines = text.lines().map(str::trim);
+    let mut settings = Vec::new();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("- name: ") else {
+            continue;
+        };
+        let Some((_, variable)) = BridgeConfig::FIELDS
+            .iter()
+            .find(|(_, variable)| *variable == name)
+        else {
+            continue;
+        };
+        let Some(value) = lines.next().and_then(|line| line.strip_prefix("value: ")) else {
+            return Err(format!(
+                "{}: `{name}` has no literal value on the next line",
+                statefulset.display()
+            ));
+        };
+        // The compiler writes plain scalars or double-quoted ones, which are JSON strings.
+        let value = if value.starts_with('"') {
+            serde_json::from_str(value)
+                .map_err(|error| format!("{}: `{name}`: {error}", statefulset.display()))?
+        } else {
+            value.to_owned()
+        };
+        if !RUN_OWN_SETTINGS.contains(variable) {
+            settings.push((*variable, value));
+        }
+    }
+    let expected = BridgeConfig::FIELDS.len() - RUN_OWN_SETTINGS.len();
+    if settings.len() != expected {
+        return Err(format!(
+            "{}: found {} of the bridge's {expected} settings; render it with `ehs render`",
+            statefulset.display(),
+            settings.len()
+        ));
+    }
+    Ok(settings)
 }
 
 impl BridgeSpec {
@@ -104,6 +158,8 @@ impl BridgeSpec {
         if let Some(max) = self.max_payload_bytes {
             vars.push((env::MAX_PAYLOAD_BYTES, max.to_string()));
         }
+        vars.retain(|(name, _)| !self.settings.iter().any(|(set, _)| set == name));
+        vars.extend(self.settings.iter().cloned());
         vars
     }
 }
@@ -369,4 +425,31 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_prod_settings_are_the_bridges_own() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../rendered/prod/bridge/statefulset-ehs-bridge.yaml");
+        let settings = rendered_settings(&path).expect("rendered prod settings");
+        let value = |name| {
+            settings
+                .iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| value.as_str())
+        };
+        assert_eq!(value(env::OUTPUT_ENCODING), Some("connect-json"));
+        assert_eq!(
+            value(env::TOPIC_PATTERN),
+            Some("ehs/{home}/{device}/telemetry")
+        );
+        assert_eq!(value(env::MQTT_FILTERS), None);
+        assert!(value(env::PAYLOAD_ROUTES).is_some_and(|routes| routes.contains("exclude=")));
+        let missing = std::env::temp_dir().join("ehs-bench-no-such-statefulset.yaml");
+        assert!(rendered_settings(&missing).is_err());
+    }
 }

@@ -14,8 +14,9 @@ use ehs_bench::kafka::{create_topic, delete_topics, high_watermarks, StartAt, To
 use ehs_bench::publisher::{publish, PublishPlan};
 use ehs_bench::stack::Stack;
 use ehs_bench::subscriber::Subscriber;
-use ehs_bench::telemetry::{payload, unique_name, Fleet, TOPIC_PATTERN};
+use ehs_bench::telemetry::{unique_name, Fleet, Payload, TOPIC_PATTERN};
 use ehs_bench::verify::{self, check, deliveries, latencies_ms, quantile, Delivery};
+use ehs_contract::config::BridgeConfig;
 use ehs_contract::{OutputEncoding, PayloadAdapter};
 use serde::Serialize;
 
@@ -33,12 +34,9 @@ struct Args {
     /// QoS 1 messages the publisher keeps awaiting PUBACK.
     #[arg(long, default_value_t = 1000)]
     window: u16,
-    /// Receive maximum of the bridge (and of the plain subscriber, so both get the same window).
+    /// Receive maximum of each ceiling subscriber (the bridge's comes from `--settings-from`).
     #[arg(long, default_value_t = 1000)]
     receive_maximum: u16,
-    /// The bridge's bound on messages taken but not yet acknowledged.
-    #[arg(long, default_value_t = 2000)]
-    max_in_flight: usize,
     /// Publish rate of the latency run, QoS 1, messages per second.
     #[arg(long, default_value_t = 10_000)]
     latency_rate: u32,
@@ -65,6 +63,21 @@ struct Args {
     /// Measure only the broker's ceiling (no bridge needed).
     #[arg(long)]
     ceiling_only: bool,
+    /// Metrics per message, cycled over the messages, e.g. `3` or `1,3,8`; each message also
+    /// carries the firmware counter `uptime`, which the platform's route excludes.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,8")]
+    metrics: Vec<usize>,
+    /// The rendered StatefulSet whose bridge settings the benchmark runs (all but filters and
+    /// share group, which stay the run's own).
+    #[arg(
+        long,
+        default_value = "rendered/prod/bridge/statefulset-ehs-bridge.yaml"
+    )]
+    settings_from: PathBuf,
+    /// Subscribers sharing the ceiling's load in one shared-subscription group, so the
+    /// reference is the broker and not one subscriber's receive loop.
+    #[arg(long, default_value_t = 4)]
+    ceiling_subscribers: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +104,11 @@ struct ThroughputRun {
 #[derive(Debug, Serialize)]
 struct BridgeRun {
     rate: f64,
+    /// Reading records per second.
+    readings_rate: f64,
+    readings: u64,
+    /// Key, value and header bytes written to Kafka per reading record.
+    kafka_bytes_per_reading: f64,
     ratio_to_ceiling: f64,
     distinct: u64,
     lost: u64,
@@ -136,6 +154,12 @@ struct Targets {
     peak_rss_mib_at_most: u64,
     all_met: bool,
     missed: Vec<String>,
+}
+
+/// What a phase wrote to Kafka.
+struct Written {
+    records: u64,
+    bytes: u64,
 }
 
 /// Processes whose CPU time each phase accounts for.
@@ -238,7 +262,10 @@ impl Bench {
             qos,
             rate_per_sec: None,
             window: self.args.window,
-            payload,
+            payload: Payload::Meter {
+                mix: self.args.metrics.clone(),
+                counter: true,
+            },
         }
     }
 
@@ -258,7 +285,7 @@ impl Bench {
             args.devices,
         );
         let cpu_start = self.processes.sample();
-        let subscriber = Subscriber::start(
+        let subscribers = Subscriber::start_group(
             &self.stack,
             &format!("{}-ceiling-sub-q{qos}-r{round}", self.run),
             fleet.clone(),
@@ -266,6 +293,7 @@ impl Bench {
             args.receive_maximum,
             args.messages,
             Duration::from_secs(5),
+            args.ceiling_subscribers,
         )
         .await?;
         let published = publish(
@@ -274,7 +302,7 @@ impl Bench {
             self.plan(fleet, qos, round),
         )
         .await?;
-        let received = subscriber.finish().await?;
+        let received = Subscriber::finish_group(subscribers).await?.merged;
         let ceiling_cpu = self.processes.since(&cpu_start);
         let ceiling_rate = match received.last_at_ms {
             Some(last) => {
@@ -302,7 +330,7 @@ impl Bench {
         marks: HashMap<i32, i64>,
         fleet: &Fleet,
         expected: u64,
-    ) -> Result<Vec<Delivery>> {
+    ) -> Result<(Vec<Delivery>, Written)> {
         let reader =
             TopicReader::start(&self.stack.kafka_bootstrap, topic, StartAt::Offsets(marks))?;
         let reader_fleet = fleet.clone();
@@ -319,7 +347,19 @@ impl Bench {
             reader
         })
         .await?;
-        Ok(deliveries(&reader.snapshot(), fleet))
+        let records = reader.snapshot();
+        let written = Written {
+            records: records.len() as u64,
+            bytes: records
+                .iter()
+                .map(|record| {
+                    let headers: usize =
+                        record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    record.key.as_ref().map_or(0, String::len) + record.payload.len() + headers
+                })
+                .sum::<usize>() as u64,
+        };
+        Ok((deliveries(&records, fleet), written))
     }
 
     /// Publisher → Mosquitto → bridge → Kafka, timed by the broker's append timestamps, so
@@ -344,15 +384,17 @@ impl Bench {
         let marks = high_watermarks(&self.stack.kafka_bootstrap, topic)?;
         let produced_before = bridge.metric_sum(PRODUCED_METRIC);
         let cpu_start = self.processes.sample();
+        let plan = self.plan(fleet.clone(), qos, round);
+        let readings = plan.readings();
         let published = publish(
             &self.stack,
             &format!("{}-bridge-pub-q{qos}-r{round}", self.run),
-            self.plan(fleet.clone(), qos, round),
+            plan,
         )
         .await?;
-        wait_for_bridge(bridge, produced_before, args.messages).await;
+        wait_for_bridge(bridge, produced_before, readings).await;
         let cpu = self.processes.since(&cpu_start);
-        let got = self.collect(topic, marks, &fleet, args.messages).await?;
+        let (got, written) = self.collect(topic, marks, &fleet, args.messages).await?;
         let result = check(
             &got,
             fleet.ids(u64::from(round) * args.messages, args.messages),
@@ -365,6 +407,9 @@ impl Bench {
         };
         Ok(BridgeRun {
             rate: round2(rate),
+            readings_rate: round2(rate * written.records as f64 / result.distinct.max(1) as f64),
+            readings: written.records,
+            kafka_bytes_per_reading: round2(written.bytes as f64 / written.records.max(1) as f64),
             ratio_to_ceiling: round2(if ceiling_rate > 0.0 {
                 rate / ceiling_rate
             } else {
@@ -398,10 +443,11 @@ impl Bench {
             rate_per_sec: Some(args.latency_rate),
             ..self.plan(fleet.clone(), 1, 0)
         };
+        let readings = plan.readings();
         let published = publish(&self.stack, &format!("{}-latency-pub", self.run), plan).await?;
-        wait_for_bridge(bridge, produced_before, messages).await;
+        wait_for_bridge(bridge, produced_before, readings).await;
         let cpu = self.processes.since(&cpu_start);
-        let got = self.collect(topic, marks, &fleet, messages).await?;
+        let (got, _) = self.collect(topic, marks, &fleet, messages).await?;
         let result = check(&got, fleet.ids(0, messages));
         let latencies = latencies_ms(&got);
         let log_append = !got.is_empty() && got.iter().all(|d| d.log_append_time);
@@ -486,6 +532,13 @@ async fn main() -> Result<()> {
     .await?;
     create_topic(&bench.stack.kafka_bootstrap, &dead_letters, 1, false).await?;
     let args = &bench.args;
+    let settings_path = if args.settings_from.is_absolute() {
+        args.settings_from.clone()
+    } else {
+        root.join(&args.settings_from)
+    };
+    let settings =
+        ehs_bench::bridge_process::rendered_settings(&settings_path).map_err(anyhow::Error::msg)?;
     let spec = BridgeSpec {
         binary,
         mqtt_url: bench.stack.mqtt_url.clone(),
@@ -497,7 +550,10 @@ async fn main() -> Result<()> {
             bench.latency_fleet().filter(),
         ],
         session_expiry_secs: 60,
-        receive_maximum: args.receive_maximum,
+        receive_maximum: BridgeConfig::default()
+            .mqtt_receive_maximum
+            .try_into()
+            .unwrap_or(u16::MAX),
         topic_pattern: TOPIC_PATTERN.to_owned(),
         payload_routes: format!("ehs/+/+/telemetry={}", PayloadAdapter::FlatJson.name()),
         max_payload_bytes: None,
@@ -505,20 +561,23 @@ async fn main() -> Result<()> {
         kafka_topic: topic.clone(),
         dead_letter_topic: dead_letters,
         output_encoding: OutputEncoding::Json,
-        max_in_flight: args.max_in_flight,
+        max_in_flight: BridgeConfig::default().max_in_flight,
         drain_timeout_secs: 20,
         log_dir: args.log_dir.clone(),
+        settings: settings.clone(),
     };
-    let bridge_config: BTreeMap<&'static str, String> = [
-        ("receive_maximum", args.receive_maximum.to_string()),
-        ("max_in_flight", args.max_in_flight.to_string()),
-        ("output_encoding", OutputEncoding::Json.name().to_owned()),
+    let metrics: Vec<String> = args.metrics.iter().map(usize::to_string).collect();
+    let mut bridge_config: BTreeMap<&'static str, String> = [
+        ("settings_from", settings_path.display().to_string()),
+        ("metrics_per_message", metrics.join(",")),
         ("kafka_partitions", args.partitions.to_string()),
         ("publisher_window", args.window.to_string()),
+        ("ceiling_subscribers", args.ceiling_subscribers.to_string()),
         ("devices", args.devices.to_string()),
     ]
     .into_iter()
     .collect();
+    bridge_config.extend(settings);
 
     progress(args.json, &format!("starting {}", spec.binary.display()));
     let mut bridge = BridgeProcess::start(&spec, Duration::from_secs(60))?;
@@ -570,7 +629,7 @@ async fn main() -> Result<()> {
     output(&bench.args, &report)
 }
 
-/// The bridge's count of reading records Kafka acknowledged (one per message here).
+/// The bridge's count of reading records Kafka acknowledged (one per metric of a message).
 const PRODUCED_METRIC: &str = "ehs_bridge_kafka_records_produced_total";
 
 /// Waits until the bridge has produced `count` more records than `before`, or made no progress
@@ -625,6 +684,16 @@ fn judge(throughput: &[ThroughputRun], latency: &LatencyRun, peak_rss_kib: Optio
     }
     for run in throughput {
         let Some(bridge) = &run.bridge else { continue };
+        // The reference subscribers do nothing but receive; a bridge that also writes to Kafka
+        // cannot outrun them unless the reference was the bottleneck.
+        if bridge.ratio_to_ceiling > 1.0 {
+            missed.push(format!(
+                "QoS {} round {}: ratio {:.0}% above the ceiling is a benchmark bug (the reference was the bottleneck)",
+                run.qos,
+                run.round,
+                bridge.ratio_to_ceiling * 100.0
+            ));
+        }
         if run.qos > 0 && bridge.lost > 0 {
             missed.push(format!(
                 "QoS {} round {}: {} messages lost",
@@ -678,15 +747,19 @@ fn median_ratio(throughput: &[ThroughputRun], qos: u8) -> Option<f64> {
 /// Where the CPU went in a phase, also per message: on two shared cores the end-to-end path
 /// can only approach the ceiling if its extra per-message cost (bridge, Kafka) is small.
 fn cpu_line(cpu: &CpuShare, messages: u64) -> String {
+    cpu_line_per(cpu, messages, "msg")
+}
+
+fn cpu_line_per(cpu: &CpuShare, messages: u64, unit: &str) -> String {
     let per_message = |seconds: f64| seconds * 1e6 / messages.max(1) as f64;
     let parts: Vec<String> = cpu
         .seconds
         .iter()
-        .map(|(name, s)| format!("{name} {s:.1}s ({:.0} µs/msg)", per_message(*s)))
+        .map(|(name, s)| format!("{name} {s:.1}s ({:.1} µs/{unit})", per_message(*s)))
         .collect();
     let total: f64 = cpu.seconds.values().sum();
     format!(
-        "{:.1}s wall, machine {:.0}% busy; {}; together {:.0} µs/msg",
+        "{:.1}s wall, machine {:.0}% busy; {}; together {:.1} µs/{unit}",
         cpu.wall_seconds,
         cpu.machine_busy_pct,
         parts.join(", "),
@@ -697,32 +770,36 @@ fn cpu_line(cpu: &CpuShare, messages: u64) -> String {
 fn print_table(report: &Report) {
     println!();
     println!(
-        "{:<4} {:<6} {:>11} {:>11} {:>11} {:>7} {:>9} {:>6} {:>6} {:>7}",
+        "{:<4} {:<6} {:>11} {:>11} {:>11} {:>11} {:>7} {:>8} {:>9} {:>6} {:>6} {:>7}",
         "QoS",
         "round",
         "publisher",
         "ceiling",
         "bridge e2e",
+        "readings",
         "ratio",
+        "B/read",
         "distinct",
         "lost",
         "dups",
         "order"
     );
     println!(
-        "{:<4} {:<6} {:>11} {:>11} {:>11}",
-        "", "", "msg/s", "msg/s", "msg/s"
+        "{:<4} {:<6} {:>11} {:>11} {:>11} {:>11}",
+        "", "", "msg/s", "msg/s", "msg/s", "/s"
     );
     for run in &report.throughput {
         match &run.bridge {
             Some(bridge) => println!(
-                "{:<4} {:<6} {:>11.0} {:>11.0} {:>11.0} {:>6.0}% {:>9} {:>6} {:>6} {:>7}",
+                "{:<4} {:<6} {:>11.0} {:>11.0} {:>11.0} {:>11.0} {:>6.0}% {:>8.0} {:>9} {:>6} {:>6} {:>7}",
                 run.qos,
                 run.round,
                 run.publisher_rate,
                 run.ceiling_rate,
                 bridge.rate,
+                bridge.readings_rate,
                 bridge.ratio_to_ceiling * 100.0,
+                bridge.kafka_bytes_per_reading,
                 bridge.distinct,
                 bridge.lost,
                 bridge.duplicates,
@@ -759,6 +836,12 @@ fn print_table(report: &Report) {
                 run.qos,
                 run.round,
                 cpu_line(&bridge.cpu, run.messages)
+            );
+            println!(
+                "QoS {} round {} bridge  CPU per reading: {}",
+                run.qos,
+                run.round,
+                cpu_line_per(&bridge.cpu, bridge.readings, "reading")
             );
         }
     }

@@ -11,9 +11,7 @@ use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, MqttOptions}
 use rumqttc::Outgoing;
 
 use crate::stack::Stack;
-#[cfg(doc)]
-use crate::telemetry::payload;
-use crate::telemetry::{now_ms, Fleet, SEQ_PROPERTY};
+use crate::telemetry::{now_ms, Fleet, Payload, SEQ_PROPERTY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -51,8 +49,17 @@ pub struct PublishPlan {
     pub rate_per_sec: Option<u32>,
     /// Largest number of QoS 1 messages awaiting PUBACK.
     pub window: u16,
-    /// Body of message `seq` sent at the given epoch milliseconds, e.g. [`payload`].
-    pub payload: fn(u64, i64) -> String,
+    /// What each message carries.
+    pub payload: Payload,
+}
+
+impl PublishPlan {
+    /// Readings the plan's messages become when every metric is one.
+    pub fn readings(&self) -> u64 {
+        (0..self.count)
+            .map(|offset| self.payload.metrics(self.first_index + offset) as u64)
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -149,7 +156,9 @@ pub async fn publish(
             }
         }
         let id = plan.fleet.message(plan.first_index + offset);
-        let body = (plan.payload)(id.seq, now_ms());
+        let body = plan
+            .payload
+            .body(plan.first_index + offset, id.seq, now_ms());
         let properties = PublishProperties {
             user_properties: vec![(SEQ_PROPERTY.to_owned(), id.seq.to_string())],
             ..PublishProperties::default()

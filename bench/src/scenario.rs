@@ -12,7 +12,7 @@ use crate::bridge_process::{BridgeProcess, BridgeProcessError, BridgeSpec};
 use crate::kafka::{create_topic, delete_topics, KafkaHarnessError, StartAt, TopicReader};
 use crate::publisher::{publish, PublishError, PublishPlan, PublishReport};
 use crate::stack::{Stack, StackError, StackLock};
-use crate::telemetry::{payload, unique_name, Fleet, TOPIC_PATTERN};
+use crate::telemetry::{unique_name, Fleet, Payload, TOPIC_PATTERN};
 use crate::verify::{deliveries, distinct, Delivery};
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +123,7 @@ impl Scenario {
             max_in_flight: settings.max_in_flight,
             drain_timeout_secs: settings.drain_timeout_secs,
             log_dir: self.log_dir.clone(),
+            settings: Vec::new(),
         }
     }
 
@@ -147,7 +148,7 @@ impl Scenario {
             qos: 1,
             rate_per_sec: Some(rate),
             window: 200,
-            payload,
+            payload: Payload::Single,
         };
         self.runtime
             .spawn(async move { publish(&stack, &client_id, plan).await })

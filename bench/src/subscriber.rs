@@ -2,6 +2,8 @@
 //! but receive (and acknowledge) can take from Mosquitto on this machine.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::v5::mqttbytes::v5::Packet;
@@ -42,15 +44,31 @@ pub struct SubscribeReport {
     pub last_at_ms: Option<i64>,
 }
 
-struct Subscription {
-    filter: String,
-    qos: u8,
-    receive_maximum: u16,
+/// What [`Subscriber::finish_group`] returns: the group's merged report (distinct over all
+/// members) and each member's own, in the order they were started.
+#[derive(Debug, Clone)]
+pub struct GroupReport {
+    pub merged: SubscribeReport,
+    pub members: Vec<SubscribeReport>,
 }
 
 /// A running subscriber; [`Subscriber::finish`] waits for its result.
 pub struct Subscriber {
-    task: JoinHandle<Result<SubscribeReport, SubscribeError>>,
+    task: JoinHandle<Result<(SubscribeReport, HashSet<MessageId>), SubscribeError>>,
+}
+
+/// The shared-subscription group a subscriber belongs to, and the count of distinct messages
+/// its members received between them.
+struct Group {
+    name: Option<String>,
+    received: Arc<AtomicU64>,
+}
+
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Subscriber {
@@ -66,46 +84,95 @@ impl Subscriber {
         expected: u64,
         idle: Duration,
     ) -> Result<Self, SubscribeError> {
-        let subscription = Subscription {
-            filter: fleet.filter(),
+        let group = Group {
+            name: None,
+            received: Arc::new(AtomicU64::new(0)),
+        };
+        Self::start_in(
+            stack,
+            client_id,
+            fleet,
             qos,
             receive_maximum,
-        };
-        Self::subscribe(stack, client_id, fleet, subscription, expected, idle).await
+            expected,
+            idle,
+            group,
+        )
+        .await
     }
 
-    /// One member of the shared subscription `$share/<group>/<fleet filter>` at QoS 1, as the
-    /// bridge subscribes: the broker spreads the fleet's messages over the group's members.
-    pub async fn start_shared(
+    /// `members` subscribers in one shared-subscription group: the broker splits the stream
+    /// between them, so no single subscriber's receive loop limits the rate measured. They stop
+    /// together once they received `expected` messages between them.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_group(
         stack: &Stack,
         client_id: &str,
-        group: &str,
         fleet: Fleet,
+        qos: u8,
         receive_maximum: u16,
         expected: u64,
         idle: Duration,
-    ) -> Result<Self, SubscribeError> {
-        let subscription = Subscription {
-            filter: format!("$share/{group}/{}", fleet.filter()),
-            qos: 1,
-            receive_maximum,
-        };
-        Self::subscribe(stack, client_id, fleet, subscription, expected, idle).await
+        members: u32,
+    ) -> Result<Vec<Self>, SubscribeError> {
+        let received = Arc::new(AtomicU64::new(0));
+        let mut subscribers = Vec::new();
+        for member in 0..members.max(1) {
+            let group = Group {
+                name: Some(format!("{client_id}-group")),
+                received: Arc::clone(&received),
+            };
+            subscribers.push(
+                Self::start_in(
+                    stack,
+                    &format!("{client_id}-{member}"),
+                    fleet.clone(),
+                    qos,
+                    receive_maximum,
+                    expected,
+                    idle,
+                    group,
+                )
+                .await?,
+            );
+        }
+        Ok(subscribers)
     }
 
-    async fn subscribe(
+    /// Waits for every member of a group and merges their reports; each member's own report
+    /// stays available (how the broker spread the stream).
+    pub async fn finish_group(subscribers: Vec<Self>) -> Result<GroupReport, SubscribeError> {
+        let mut seen = HashSet::new();
+        let mut members = Vec::with_capacity(subscribers.len());
+        let mut merged = SubscribeReport {
+            received: 0,
+            distinct: 0,
+            first_at_ms: None,
+            last_at_ms: None,
+        };
+        for subscriber in subscribers {
+            let (report, ids) = subscriber.finish_ids().await?;
+            merged.received += report.received;
+            merged.first_at_ms = min_some(merged.first_at_ms, report.first_at_ms);
+            merged.last_at_ms = merged.last_at_ms.max(report.last_at_ms);
+            seen.extend(ids);
+            members.push(report);
+        }
+        merged.distinct = seen.len() as u64;
+        Ok(GroupReport { merged, members })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_in(
         stack: &Stack,
         client_id: &str,
         fleet: Fleet,
-        subscription: Subscription,
+        qos: u8,
+        receive_maximum: u16,
         expected: u64,
         idle: Duration,
+        group: Group,
     ) -> Result<Self, SubscribeError> {
-        let Subscription {
-            filter,
-            qos,
-            receive_maximum,
-        } = subscription;
         let mut options = MqttOptions::new(client_id, stack.mqtt_host.clone(), stack.mqtt_port);
         options
             .set_keep_alive(Duration::from_secs(30))
@@ -116,6 +183,10 @@ impl Subscriber {
             QoS::AtMostOnce
         } else {
             QoS::AtLeastOnce
+        };
+        let filter = match &group.name {
+            Some(name) => format!("$share/{name}/{}", fleet.filter()),
+            None => fleet.filter(),
         };
         client
             .subscribe(filter, level)
@@ -159,7 +230,7 @@ impl Subscriber {
                 first_at_ms: None,
                 last_at_ms: None,
             };
-            while (seen.len() as u64) < expected {
+            while group.received.load(Ordering::Relaxed) < expected {
                 let deadline = Instant::now() + idle;
                 let event = match tokio::time::timeout_at(deadline.into(), event_loop.poll()).await
                 {
@@ -185,7 +256,9 @@ impl Subscriber {
                                 .ok()
                         });
                         if let (Some(device), Some(seq)) = (device, seq) {
-                            seen.insert(MessageId { device, seq });
+                            if seen.insert(MessageId { device, seq }) {
+                                group.received.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -193,12 +266,16 @@ impl Subscriber {
                 }
             }
             report.distinct = seen.len() as u64;
-            Ok(report)
+            Ok((report, seen))
         });
         Ok(Self { task })
     }
 
     pub async fn finish(self) -> Result<SubscribeReport, SubscribeError> {
+        Ok(self.finish_ids().await?.0)
+    }
+
+    async fn finish_ids(self) -> Result<(SubscribeReport, HashSet<MessageId>), SubscribeError> {
         self.task
             .await
             .map_err(|join| SubscribeError::Task(join.to_string()))?

@@ -100,20 +100,89 @@ pub fn payload(seq: u64, sent_at_ms: i64) -> String {
     format!(r#"{{"ts":{sent_at_ms},"power_w":{power_w:.1}}}"#)
 }
 
-/// A meter's message: three readings (power, voltage, current) and the publish time in
-/// milliseconds as `ts`, which becomes each row's `time` and the start of publish→row latency.
-pub fn meter_payload(seq: u64, sent_at_ms: i64) -> String {
+/// A firmware counter that is not a measurement; the platform's route excludes it.
+pub const METER_COUNTER: &str = "uptime";
+
+/// Most metrics one [`meter_payload`] carries.
+pub const METER_MAX_METRICS: usize = 8;
+
+/// A flat JSON meter payload (the `flat-json` adapter's shape): the publish time in
+/// milliseconds as `ts` (each row's `time` and the start of publish→Kafka/row latency), the
+/// non-metric counter [`METER_COUNTER`] if `counter`, and `metrics` numeric fields (1 to
+/// [`METER_MAX_METRICS`]) in the order a meter reports them. The first three (power, voltage,
+/// current) are the whole-path benchmark's message and `scripts/bench-pipeline.d/paho_load.py`'s,
+/// byte for byte; `power_w` (the [`crate::readings::METRIC`] the harness traces messages by) is
+/// always present.
+pub fn meter_payload(seq: u64, sent_at_ms: i64, metrics: usize, counter: bool) -> String {
+    use std::fmt::Write as _;
     let step = (seq % 100) as f64;
     let power_w = 400.0 + step * 0.5;
     let voltage_v = 229.0 + step * 0.02;
-    let current_a = power_w / voltage_v;
-    format!(
-        r#"{{"ts":{sent_at_ms},"power_w":{power_w:.1},"voltage_v":{voltage_v:.2},"current_a":{current_a:.3}}}"#
-    )
+    // (name, value, decimals)
+    let fields: [(&str, f64, usize); METER_MAX_METRICS] = [
+        ("power_w", power_w, 1),
+        ("voltage_v", voltage_v, 2),
+        ("current_a", power_w / voltage_v, 3),
+        ("energy_kwh", 1_200.0 + seq as f64 * 0.001, 3),
+        ("frequency_hz", 49.9 + step * 0.002, 3),
+        ("power_factor", 0.9 + step * 0.0005, 4),
+        ("temperature_c", 21.0 + step * 0.05, 2),
+        ("reactive_var", 35.0 + step * 0.1, 1),
+    ];
+    let mut body = format!(r#"{{"ts":{sent_at_ms}"#);
+    // Writing to a String cannot fail.
+    if counter {
+        let _ = write!(body, r#","{METER_COUNTER}":{seq}"#);
+    }
+    for (name, value, decimals) in fields.iter().take(metrics.clamp(1, METER_MAX_METRICS)) {
+        let _ = write!(body, r#","{name}":{value:.decimals$}"#);
+    }
+    body.push('}');
+    body
 }
 
-/// Readings in one [`meter_payload`].
+/// Readings in the whole-path benchmark's message ([`Payload::pipeline_meter`]).
 pub const METER_READINGS: u64 = 3;
+
+/// What the messages of a publish plan carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// [`payload`]: `ts` and one metric, the integration tests' message.
+    Single,
+    /// [`meter_payload`]: the `index`-th message carries `mix[index % mix.len()]` metrics (e.g.
+    /// `[1, 3, 8]`), plus the firmware counter if `counter`.
+    Meter { mix: Vec<usize>, counter: bool },
+}
+
+impl Payload {
+    /// The whole-path benchmark's message: [`METER_READINGS`] metrics, no counter.
+    pub fn pipeline_meter() -> Self {
+        Self::Meter {
+            mix: vec![METER_READINGS as usize],
+            counter: false,
+        }
+    }
+
+    /// Metrics (readings, when every metric is one) of the `index`-th message.
+    pub fn metrics(&self, index: u64) -> usize {
+        match self {
+            Self::Meter { mix, .. } if !mix.is_empty() => {
+                mix[(index % mix.len() as u64) as usize].clamp(1, METER_MAX_METRICS)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The body of the `index`-th message, number `seq` of its device, sent at `sent_at_ms`.
+    pub fn body(&self, index: u64, seq: u64, sent_at_ms: i64) -> String {
+        match self {
+            Self::Single => payload(seq, sent_at_ms),
+            Self::Meter { counter, .. } => {
+                meter_payload(seq, sent_at_ms, self.metrics(index), *counter)
+            }
+        }
+    }
+}
 
 /// Reads `ts` back from a [`payload`].
 pub fn parse_sent_at(bytes: &[u8]) -> Option<i64> {
@@ -155,8 +224,34 @@ mod tests {
     }
 
     #[test]
+    fn meter_payloads_carry_the_mix() {
+        let mix = Payload::Meter {
+            mix: vec![1, 3, 8],
+            counter: true,
+        };
+        let body = mix.body(1, 7, 1_700_000_000_123);
+        assert_eq!(
+            body,
+            r#"{"ts":1700000000123,"uptime":7,"power_w":403.5,"voltage_v":229.14,"current_a":1.761}"#
+        );
+        assert_eq!(parse_sent_at(body.as_bytes()), Some(1_700_000_000_123));
+        let eight: serde_json::Value = serde_json::from_str(&mix.body(2, 1, 1)).expect("json");
+        assert_eq!(eight.as_object().expect("object").len(), 10);
+        assert_eq!(
+            (0..6).map(|i| mix.metrics(i)).collect::<Vec<_>>(),
+            vec![1, 3, 8, 1, 3, 8]
+        );
+        assert_eq!(Payload::Single.metrics(5), 1);
+        assert_eq!(Payload::Single.body(5, 17, 3), payload(17, 3));
+    }
+
+    #[test]
     fn meter_payload_has_three_readings_and_the_publish_time() {
-        let body = meter_payload(5, 1_700_000_000_123);
+        let body = Payload::pipeline_meter().body(0, 5, 1_700_000_000_123);
+        assert_eq!(
+            body,
+            r#"{"ts":1700000000123,"power_w":402.5,"voltage_v":229.10,"current_a":1.757}"#
+        );
         let value: serde_json::Value = serde_json::from_str(&body).unwrap();
         let object = value.as_object().unwrap();
         assert_eq!(object.len() as u64, METER_READINGS + 1, "{body}");

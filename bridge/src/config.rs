@@ -106,12 +106,21 @@ pub struct Args {
     /// match one topic level each, e.g. `ehs/{home}/{device}/telemetry`.
     #[arg(long, env = env::TOPIC_PATTERN, default_value_t = defaults().topic_pattern)]
     pub topic_pattern: String,
-    /// `filter=adapter,...`; first match wins. Adapters: flat-json, nested-json, numeric.
+    /// `filter=adapter[;include=a|b][;exclude=a|b],...`; first match wins. Adapters:
+    /// flat-json, nested-json, numeric. `include` lists the only fields that become readings,
+    /// `exclude` fields that never do (counters, RSSI, uptime).
     #[arg(long, env = env::PAYLOAD_ROUTES, default_value_t = format_payload_routes(&defaults().payload_routes))]
     pub payload_routes: String,
     /// Larger payloads are dead-lettered (reason `oversize`).
     #[arg(long, env = env::MAX_PAYLOAD_BYTES, default_value_t = defaults().max_payload_bytes)]
     pub max_payload_bytes: usize,
+    /// Messages that would become more readings are dead-lettered (reason `too-many-readings`).
+    #[arg(long, env = env::MAX_READINGS_PER_MESSAGE, default_value_t = defaults().max_readings_per_message)]
+    pub max_readings_per_message: usize,
+    /// Messages whose user properties (prefixed names plus values) exceed this many bytes are
+    /// dead-lettered without them (reason `oversize-headers`).
+    #[arg(long, env = env::MAX_HEADER_BYTES, default_value_t = defaults().max_header_bytes)]
+    pub max_header_bytes: usize,
     /// Comma-separated `host:port` list.
     #[arg(long, env = env::KAFKA_BOOTSTRAP_SERVERS)]
     pub kafka_bootstrap_servers: String,
@@ -218,6 +227,36 @@ pub struct KafkaSasl {
 pub struct Route {
     pub filter: TopicFilter,
     pub adapter: ehs_contract::PayloadAdapter,
+    pub fields: FieldSelection,
+}
+
+/// Which of a payload's numeric fields become readings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FieldSelection {
+    #[default]
+    All,
+    Only(Vec<String>),
+    AllBut(Vec<String>),
+}
+
+impl FieldSelection {
+    fn of(route: &PayloadRoute) -> Self {
+        if !route.include.is_empty() {
+            Self::Only(route.include.clone())
+        } else if !route.exclude.is_empty() {
+            Self::AllBut(route.exclude.clone())
+        } else {
+            Self::All
+        }
+    }
+
+    pub fn selects(&self, field: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.iter().any(|name| name == field),
+            Self::AllBut(names) => !names.iter().any(|name| name == field),
+        }
+    }
 }
 
 /// Validated configuration.
@@ -235,6 +274,8 @@ pub struct Config {
     pub pattern: TopicPattern,
     pub routes: Vec<Route>,
     pub max_payload_bytes: usize,
+    pub max_readings_per_message: usize,
+    pub max_header_bytes: usize,
     pub bootstrap_servers: String,
     pub kafka_topic: String,
     pub dead_letter_topic: String,
@@ -284,6 +325,8 @@ impl Args {
             payload_routes: ehs_contract::parse_payload_routes(&self.payload_routes)
                 .map_err(ConfigError::Routes)?,
             max_payload_bytes: self.max_payload_bytes,
+            max_readings_per_message: self.max_readings_per_message,
+            max_header_bytes: self.max_header_bytes,
             max_in_flight: self.max_in_flight,
             output_encoding: self.output_encoding,
             drain_timeout_secs: self.drain_timeout_secs,
@@ -306,10 +349,11 @@ impl Args {
         let routes = settings
             .payload_routes
             .iter()
-            .map(|PayloadRoute { filter, adapter }| {
+            .map(|route| {
                 Ok(Route {
-                    filter: TopicFilter::parse(filter)?,
-                    adapter: *adapter,
+                    filter: TopicFilter::parse(&route.filter)?,
+                    adapter: route.adapter,
+                    fields: FieldSelection::of(route),
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -360,6 +404,8 @@ impl Args {
             pattern,
             routes,
             max_payload_bytes: settings.max_payload_bytes,
+            max_readings_per_message: settings.max_readings_per_message,
+            max_header_bytes: settings.max_header_bytes,
             bootstrap_servers,
             kafka_topic: self.kafka_topic,
             dead_letter_topic: self.kafka_dead_letter_topic,

@@ -3,6 +3,7 @@
 use ehs_contract::PayloadAdapter;
 use serde_json::{Map, Value};
 
+use crate::config::FieldSelection;
 use crate::timestamp::{self, EpochMillis};
 
 /// Why a message went to the dead-letter topic. The label is a metric label, so the set is closed.
@@ -14,23 +15,30 @@ pub enum DeadLetterReason {
     Oversize,
     /// The topic matches neither the topic pattern nor any payload route.
     Unmapped,
-    /// Parsed, but holds no finite numeric metric.
+    /// Parsed, but holds no finite numeric metric among the route's selected fields.
     NonNumeric,
     /// A timestamp field is present but unreadable.
     BadTimestamp,
     /// Kafka refused a reading record for good (too large, invalid); the dead letter carries
     /// that record.
     KafkaRejected,
+    /// Would become more readings than `--max-readings-per-message`.
+    TooManyReadings,
+    /// Carries more user-property bytes than `--max-header-bytes`; the dead letter goes without
+    /// them.
+    OversizeHeaders,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Unparseable,
         Self::Oversize,
         Self::Unmapped,
         Self::NonNumeric,
         Self::BadTimestamp,
         Self::KafkaRejected,
+        Self::TooManyReadings,
+        Self::OversizeHeaders,
     ];
 
     pub const fn label(self) -> &'static str {
@@ -41,6 +49,8 @@ impl DeadLetterReason {
             Self::NonNumeric => "non-numeric",
             Self::BadTimestamp => "bad-timestamp",
             Self::KafkaRejected => "kafka-rejected",
+            Self::TooManyReadings => "too-many-readings",
+            Self::OversizeHeaders => "oversize-headers",
         }
     }
 }
@@ -57,9 +67,11 @@ pub struct Decoded {
     pub metrics: Vec<(String, f64)>,
 }
 
-/// `topic_metric` names the value for the numeric adapter (the `{metric}` or last topic level).
+/// `topic_metric` names the value for the numeric adapter (the `{metric}` or last topic level);
+/// only fields `fields` selects become metrics.
 pub fn decode(
     adapter: PayloadAdapter,
+    fields: &FieldSelection,
     payload: &[u8],
     topic_metric: &str,
 ) -> Result<Decoded, DeadLetterReason> {
@@ -67,7 +79,7 @@ pub fn decode(
         PayloadAdapter::FlatJson => {
             let mut object = parse_object(payload)?;
             let device_time = take_timestamp(&mut object)?;
-            let metrics = numeric_fields(object)?;
+            let metrics = numeric_fields(object, fields)?;
             Ok(Decoded {
                 device_time,
                 metrics,
@@ -81,7 +93,7 @@ pub fn decode(
             // Some firmware puts the timestamp inside `data`; the outer one wins when both exist.
             let outer = take_timestamp(&mut object)?;
             let inner = take_timestamp(&mut data)?;
-            let metrics = numeric_fields(data)?;
+            let metrics = numeric_fields(data, fields)?;
             Ok(Decoded {
                 device_time: outer.or(inner),
                 metrics,
@@ -89,7 +101,9 @@ pub fn decode(
         }
         PayloadAdapter::Numeric => {
             let text = std::str::from_utf8(payload).map_err(|_| DeadLetterReason::Unparseable)?;
-            let value = parse_finite(text).ok_or(DeadLetterReason::NonNumeric)?;
+            let value = parse_finite(text)
+                .filter(|_| fields.selects(topic_metric))
+                .ok_or(DeadLetterReason::NonNumeric)?;
             Ok(Decoded {
                 device_time: None,
                 metrics: vec![(topic_metric.to_owned(), value)],
@@ -130,9 +144,13 @@ fn take_timestamp(
 
 /// Numbers, and numbers sent as strings (common in cheap firmware), are metrics; other fields
 /// (status text, booleans, nested objects) are ignored.
-fn numeric_fields(object: Map<String, Value>) -> Result<Vec<(String, f64)>, DeadLetterReason> {
+fn numeric_fields(
+    object: Map<String, Value>,
+    fields: &FieldSelection,
+) -> Result<Vec<(String, f64)>, DeadLetterReason> {
     let metrics: Vec<(String, f64)> = object
         .into_iter()
+        .filter(|(name, _)| fields.selects(name))
         .filter_map(|(name, value)| {
             let number = match &value {
                 Value::Number(number) => number.as_f64().filter(|n| n.is_finite()),
@@ -160,13 +178,24 @@ mod tests {
     use super::*;
 
     const TS: EpochMillis = 1_764_064_800_000;
+    const ALL: FieldSelection = FieldSelection::All;
 
     fn flat(payload: &str) -> Result<Decoded, DeadLetterReason> {
-        decode(PayloadAdapter::FlatJson, payload.as_bytes(), "telemetry")
+        decode(
+            PayloadAdapter::FlatJson,
+            &ALL,
+            payload.as_bytes(),
+            "telemetry",
+        )
     }
 
     fn nested(payload: &str) -> Result<Decoded, DeadLetterReason> {
-        decode(PayloadAdapter::NestedJson, payload.as_bytes(), "telemetry")
+        decode(
+            PayloadAdapter::NestedJson,
+            &ALL,
+            payload.as_bytes(),
+            "telemetry",
+        )
     }
 
     fn names(decoded: &Decoded) -> Vec<&str> {
@@ -211,7 +240,7 @@ mod tests {
         assert_eq!(flat("[1, 2]"), Err(DeadLetterReason::Unparseable));
         assert_eq!(flat("412.5"), Err(DeadLetterReason::Unparseable));
         assert_eq!(
-            decode(PayloadAdapter::FlatJson, &[0xff, 0xfe], "x"),
+            decode(PayloadAdapter::FlatJson, &ALL, &[0xff, 0xfe], "x"),
             Err(DeadLetterReason::Unparseable)
         );
         assert_eq!(
@@ -267,7 +296,8 @@ mod tests {
 
     #[test]
     fn numeric() {
-        let decoded = decode(PayloadAdapter::Numeric, b" 412.5\n", "power_w").expect("decodes");
+        let decoded =
+            decode(PayloadAdapter::Numeric, &ALL, b" 412.5\n", "power_w").expect("decodes");
         assert_eq!(
             decoded,
             Decoded {
@@ -276,28 +306,55 @@ mod tests {
             }
         );
         assert_eq!(
-            decode(PayloadAdapter::Numeric, b"-7", "t")
+            decode(PayloadAdapter::Numeric, &ALL, b"-7", "t")
                 .expect("int")
                 .metrics[0]
                 .1,
             -7.0
         );
         assert_eq!(
-            decode(PayloadAdapter::Numeric, b"NaN", "t"),
+            decode(PayloadAdapter::Numeric, &ALL, b"NaN", "t"),
             Err(DeadLetterReason::NonNumeric)
         );
         assert_eq!(
-            decode(PayloadAdapter::Numeric, b"on", "t"),
+            decode(PayloadAdapter::Numeric, &ALL, b"on", "t"),
             Err(DeadLetterReason::NonNumeric)
         );
         assert_eq!(
-            decode(PayloadAdapter::Numeric, b"", "t"),
+            decode(PayloadAdapter::Numeric, &ALL, b"", "t"),
             Err(DeadLetterReason::NonNumeric)
         );
         assert_eq!(
-            decode(PayloadAdapter::Numeric, &[0xc3, 0x28], "t"),
+            decode(PayloadAdapter::Numeric, &ALL, &[0xc3, 0x28], "t"),
             Err(DeadLetterReason::Unparseable)
         );
+    }
+
+    #[test]
+    fn field_selection() {
+        let payload =
+            br#"{"ts": 1764064800000, "seq": 7, "rssi": -61, "power_w": 1, "energy_kwh": 2}"#;
+        let exclude = FieldSelection::AllBut(vec!["seq".into(), "rssi".into()]);
+        let decoded = decode(PayloadAdapter::FlatJson, &exclude, payload, "t").expect("decodes");
+        assert_eq!(names(&decoded), vec!["energy_kwh", "power_w"]);
+        assert_eq!(decoded.device_time, Some(TS));
+        let include = FieldSelection::Only(vec!["power_w".into()]);
+        let decoded = decode(PayloadAdapter::FlatJson, &include, payload, "t").expect("decodes");
+        assert_eq!(names(&decoded), vec!["power_w"]);
+        let nested = br#"{"data": {"seq": 1, "power_w": 3}}"#;
+        let decoded = decode(PayloadAdapter::NestedJson, &exclude, nested, "t").expect("nested");
+        assert_eq!(decoded.metrics, vec![("power_w".into(), 3.0)]);
+        // Nothing selected left: the message holds no metric this route wants.
+        let only_counters = FieldSelection::Only(vec!["voltage_v".into()]);
+        assert_eq!(
+            decode(PayloadAdapter::FlatJson, &only_counters, payload, "t"),
+            Err(DeadLetterReason::NonNumeric)
+        );
+        assert_eq!(
+            decode(PayloadAdapter::Numeric, &exclude, b"5", "rssi"),
+            Err(DeadLetterReason::NonNumeric)
+        );
+        assert!(decode(PayloadAdapter::Numeric, &exclude, b"5", "power_w").is_ok());
     }
 
     #[test]

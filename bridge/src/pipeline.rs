@@ -29,14 +29,35 @@ pub fn ack_token(publish: &Publish) -> Option<AckToken> {
     }
 }
 
-/// Decides what a message becomes, without side effects.
+fn user_properties(publish: &Publish) -> &[(String, String)] {
+    publish
+        .properties
+        .as_ref()
+        .map(|p| p.user_properties.as_slice())
+        .unwrap_or_default()
+}
+
+/// Bytes the message's user properties add to each of its Kafka records' headers.
+pub fn user_property_bytes(publish: &Publish) -> usize {
+    user_properties(publish)
+        .iter()
+        .map(|(name, value)| headers::USER_PROPERTY_PREFIX.len() + name.len() + value.len())
+        .sum()
+}
+
+/// Decides what a message becomes, without side effects. `header_bytes`: see
+/// [`user_property_bytes`].
 pub fn classify<'t>(
     config: &Config,
     topic: &'t [u8],
     payload: &[u8],
+    header_bytes: usize,
 ) -> Result<(TopicIds<'t>, Decoded), DeadLetterReason> {
     if payload.len() > config.max_payload_bytes {
         return Err(DeadLetterReason::Oversize);
+    }
+    if header_bytes > config.max_header_bytes {
+        return Err(DeadLetterReason::OversizeHeaders);
     }
     let topic = std::str::from_utf8(topic).map_err(|_| DeadLetterReason::Unmapped)?;
     let ids = config
@@ -48,7 +69,12 @@ pub fn classify<'t>(
         .iter()
         .find(|route| route.filter.matches(topic))
         .ok_or(DeadLetterReason::Unmapped)?;
-    let decoded = decode(route.adapter, payload, ids.metric)?;
+    let decoded = decode(route.adapter, &route.fields, payload, ids.metric)?;
+    // Each reading is a record carrying the message's headers: one message must not become an
+    // unbounded number of them.
+    if decoded.metrics.len() > config.max_readings_per_message {
+        return Err(DeadLetterReason::TooManyReadings);
+    }
     Ok((ids, decoded))
 }
 
@@ -80,13 +106,14 @@ impl Processor {
         let arrival = Instant::now();
         let arrival_ms = now_millis();
         self.shared.metrics.received.inc();
-        match classify(&self.config, &publish.topic, &publish.payload) {
+        let header_bytes = user_property_bytes(publish);
+        match classify(&self.config, &publish.topic, &publish.payload, header_bytes) {
             Ok((ids, decoded)) => {
                 self.produce_readings(publish, ids, decoded, arrival, arrival_ms)
                     .await
             }
             Err(reason) => {
-                self.produce_dead_letter(publish, reason, arrival, arrival_ms)
+                self.produce_dead_letter(publish, reason, header_bytes, arrival, arrival_ms)
                     .await
             }
         }
@@ -114,7 +141,7 @@ impl Processor {
         };
         // Every metric of a message shares the key: one device's readings, one partition.
         reading::write_record_key(&mut self.key, ids.home, ids.device);
-        let mut shared_headers = Some(self.headers(publish, &arrival_text));
+        let mut shared_headers = Some(self.headers(publish, &arrival_text, true));
         let last = decoded.metrics.len().saturating_sub(1);
         for (index, (metric, value)) in decoded.metrics.iter().enumerate() {
             let reading = Reading {
@@ -150,6 +177,7 @@ impl Processor {
         &mut self,
         publish: &Publish,
         reason: DeadLetterReason,
+        header_bytes: usize,
         arrival: Instant,
         arrival_ms: EpochMillis,
     ) {
@@ -157,10 +185,19 @@ impl Processor {
         self.shared.metrics.dead_lettered(reason).inc();
         tracing::debug!(reason = reason.label(), topic = %String::from_utf8_lossy(&publish.topic), "dead-lettering message");
         let arrival_text = text_time(arrival_ms);
-        let mut record_headers = self.headers(publish, &arrival_text).insert(Header {
-            key: headers::DEAD_LETTER_REASON,
-            value: Some(reason.label()),
-        });
+        let oversize_headers = reason == DeadLetterReason::OversizeHeaders;
+        let mut record_headers = self
+            .headers(publish, &arrival_text, !oversize_headers)
+            .insert(Header {
+                key: headers::DEAD_LETTER_REASON,
+                value: Some(reason.label()),
+            });
+        if oversize_headers {
+            record_headers = record_headers.insert(Header {
+                key: headers::ORIGINAL_HEADER_BYTES,
+                value: Some(&header_bytes.to_string()),
+            });
+        }
         // A dead letter must fit in one Kafka record: oversize payloads keep their first
         // --max-payload-bytes and say how large they were.
         let payload = &publish.payload[..publish.payload.len().min(self.config.max_payload_bytes)];
@@ -183,12 +220,18 @@ impl Processor {
         }
     }
 
-    fn headers(&mut self, publish: &Publish, arrival_text: &str) -> OwnedHeaders {
-        let properties = publish
-            .properties
-            .as_ref()
-            .map(|p| p.user_properties.as_slice())
-            .unwrap_or_default();
+    /// The bridge's own headers, then the user properties when `with_properties`.
+    fn headers(
+        &mut self,
+        publish: &Publish,
+        arrival_text: &str,
+        with_properties: bool,
+    ) -> OwnedHeaders {
+        let properties = if with_properties {
+            user_properties(publish)
+        } else {
+            &[]
+        };
         let mut record_headers = OwnedHeaders::new_with_capacity(2 + properties.len())
             .insert(Header {
                 key: headers::MQTT_TOPIC,
@@ -225,8 +268,14 @@ mod tests {
     use clap::Parser;
 
     fn config(extra: &[&str]) -> Config {
+        let mut argv = vec!["--max-payload-bytes", "64"];
+        argv.extend_from_slice(extra);
+        config_with(&argv)
+    }
+
+    fn config_with(extra: &[&str]) -> Config {
         let mut argv = crate::config::REQUIRED_ARGS.to_vec();
-        argv.extend(["--mqtt-filters", "ehs/#", "--max-payload-bytes", "64"]);
+        argv.extend(["--mqtt-filters", "ehs/#"]);
         argv.extend_from_slice(extra);
         crate::config::Args::parse_from(argv)
             .validate()
@@ -242,10 +291,10 @@ mod tests {
             "ehs/+/+/telemetry=nested-json,ehs/+/+/+=numeric",
         ]);
         let (ids, decoded) =
-            classify(&config, b"ehs/h/d/telemetry", br#"{"data":{"p":1}}"#).expect("nested");
+            classify(&config, b"ehs/h/d/telemetry", br#"{"data":{"p":1}}"#, 0).expect("nested");
         assert_eq!((ids.home, ids.device), ("h", "d"));
         assert_eq!(decoded.metrics, vec![("p".to_owned(), 1.0)]);
-        let (_, decoded) = classify(&config, b"ehs/h/d/power_w", b"412.5").expect("numeric");
+        let (_, decoded) = classify(&config, b"ehs/h/d/power_w", b"412.5", 0).expect("numeric");
         assert_eq!(decoded.metrics, vec![("power_w".to_owned(), 412.5)]);
     }
 
@@ -254,34 +303,97 @@ mod tests {
         let config = config(&["--payload-routes", "ehs/+/+/telemetry=flat-json"]);
         let big = vec![b' '; 65];
         assert_eq!(
-            classify(&config, b"ehs/h/d/telemetry", &big).err(),
+            classify(&config, b"ehs/h/d/telemetry", &big, 0).err(),
             Some(DeadLetterReason::Oversize)
         );
         assert_eq!(
-            classify(&config, b"other/h/d/telemetry", b"{}").err(),
+            classify(&config, b"other/h/d/telemetry", b"{}", 0).err(),
             Some(DeadLetterReason::Unmapped)
         );
         assert_eq!(
-            classify(&config, &[0xff, 0x2f], b"{}").err(),
+            classify(&config, &[0xff, 0x2f], b"{}", 0).err(),
             Some(DeadLetterReason::Unmapped)
         );
         assert_eq!(
-            classify(&config, b"ehs/h/d/telemetry", b"{").err(),
+            classify(&config, b"ehs/h/d/telemetry", b"{", 0).err(),
             Some(DeadLetterReason::Unparseable)
         );
         assert_eq!(
-            classify(&config, b"ehs/h/d/telemetry", br#"{"a":"b"}"#).err(),
+            classify(&config, b"ehs/h/d/telemetry", br#"{"a":"b"}"#, 0).err(),
             Some(DeadLetterReason::NonNumeric)
         );
-        assert!(classify(&config, b"ehs/h/d/telemetry", br#"{"a":1}"#).is_ok());
+        assert!(classify(&config, b"ehs/h/d/telemetry", br#"{"a":1}"#, 0).is_ok());
     }
 
     #[test]
     fn topic_matching_the_pattern_but_no_route_is_unmapped() {
         let config = config(&["--payload-routes", "ehs/+/+/status=flat-json"]);
         assert_eq!(
-            classify(&config, b"ehs/h/d/telemetry", br#"{"a":1}"#).err(),
+            classify(&config, b"ehs/h/d/telemetry", br#"{"a":1}"#, 0).err(),
             Some(DeadLetterReason::Unmapped)
+        );
+    }
+
+    /// One 64 KiB payload of one-digit fields: before the cap it became 6,663 records, each
+    /// carrying every user property (≈486 MiB to Kafka with 64 KiB of properties).
+    fn wide_payload() -> String {
+        let fields: Vec<String> = (0..6_663).map(|i| format!("\"m{i}\":0")).collect();
+        format!("{{{}}}", fields.join(","))
+    }
+
+    #[test]
+    fn fan_out_is_capped() {
+        let config = config_with(&[]);
+        let payload = wide_payload();
+        assert!(payload.len() <= 65_536);
+        assert_eq!(
+            classify(&config, b"ehs/h/d/telemetry", payload.as_bytes(), 0).err(),
+            Some(DeadLetterReason::TooManyReadings)
+        );
+        let three = br#"{"power_w":1,"energy_kwh":2,"voltage_v":3}"#;
+        let capped = config_with(&["--max-readings-per-message", "2"]);
+        assert_eq!(
+            classify(&capped, b"ehs/h/d/telemetry", three, 0).err(),
+            Some(DeadLetterReason::TooManyReadings)
+        );
+        // The cap counts selected fields only.
+        let selected = config_with(&[
+            "--max-readings-per-message",
+            "2",
+            "--payload-routes",
+            "#=flat-json;exclude=voltage_v",
+        ]);
+        let (_, decoded) = classify(&selected, b"ehs/h/d/telemetry", three, 0).expect("two");
+        assert_eq!(decoded.metrics.len(), 2);
+    }
+
+    #[test]
+    fn header_bytes_are_capped() {
+        let mut publish = Publish::new("ehs/h/d/telemetry", QoS::AtLeastOnce, "{\"p\":1}", None);
+        let properties: Vec<(String, String)> = (0..1024)
+            .map(|i| (format!("{i:032}"), "v".repeat(32)))
+            .collect();
+        publish.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
+            user_properties: properties,
+            ..Default::default()
+        });
+        let bytes = user_property_bytes(&publish);
+        assert_eq!(bytes, 1024 * (headers::USER_PROPERTY_PREFIX.len() + 64));
+        let config = config(&[]);
+        assert_eq!(
+            classify(&config, &publish.topic, &publish.payload, bytes).err(),
+            Some(DeadLetterReason::OversizeHeaders)
+        );
+        let roomy = config_with(&["--max-header-bytes", "65536"]);
+        assert!(classify(&roomy, &publish.topic, &publish.payload, 1_024 * 42).is_ok());
+        assert_eq!(
+            classify(&roomy, &publish.topic, &publish.payload, 65_537).err(),
+            Some(DeadLetterReason::OversizeHeaders)
+        );
+        assert!(classify(&config, &publish.topic, &publish.payload, 4096).is_ok());
+        assert_eq!(
+            classify(&config, &publish.topic, &publish.payload, 4097).err(),
+            Some(DeadLetterReason::OversizeHeaders)
         );
     }
 

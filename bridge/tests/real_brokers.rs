@@ -15,6 +15,7 @@ use ehs_bench::publisher::{publish_raw, PublishError, PublishReport, RawMessage}
 use ehs_bench::scenario::{error_chain, ReplicaSettings, Scenario};
 use ehs_bench::telemetry::{payload, MessageId, SEQ_PROPERTY};
 use ehs_bench::verify::{check, DeliveryCheck};
+use ehs_contract::config::BridgeConfig;
 use ehs_contract::{headers, PayloadAdapter};
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_ehs-bridge");
@@ -506,6 +507,10 @@ fn malformed_messages_are_dead_lettered_with_their_reason() {
         r#"{{"ts":1764064800000,"power_w":1.0,"pad":"{}"}}"#,
         "x".repeat(MAX_PAYLOAD)
     );
+    let fields: Vec<String> = (0..=BridgeConfig::default().max_readings_per_message)
+        .map(|i| format!("\"m{i}\":0"))
+        .collect();
+    let too_many_readings = format!("{{{}}}", fields.join(","));
     let bad: Vec<(&str, String, Vec<u8>, &str)> = vec![
         (
             "bad-json",
@@ -548,6 +553,12 @@ fn malformed_messages_are_dead_lettered_with_their_reason() {
             telemetry.clone(),
             b"{\"status\":\"ok\"}".to_vec(),
             "non-numeric",
+        ),
+        (
+            "fan-out",
+            telemetry.clone(),
+            too_many_readings.into_bytes(),
+            "too-many-readings",
         ),
     ];
     let case_property = "case";

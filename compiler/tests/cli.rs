@@ -957,6 +957,75 @@ fn bridge_topic_layout_must_agree() {
     );
 }
 
+#[test]
+fn bridge_fan_out_limits_and_field_selection_are_refused_when_invalid() {
+    assert_refused(
+        "  config:\n    maxReadingsPerMessage: 0",
+        &[
+            INVALID_CONFIG,
+            "`maxReadingsPerMessage` must be between 1 and 10000, got 0",
+        ],
+    );
+    assert_refused(
+        "  config:\n    maxHeaderBytes: 65537",
+        &[
+            INVALID_CONFIG,
+            "`maxHeaderBytes` must be between 0 and 65536",
+        ],
+    );
+    assert_refused(
+        "  config:\n    payloadRoutes: [{filter: '#', adapter: flat-json, include: [power_w], exclude: [seq]}]",
+        &[
+            INVALID_CONFIG,
+            "`payloadRoutes` route `#` has both `include` and `exclude`",
+        ],
+    );
+    assert_refused(
+        "  config:\n    payloadRoutes: [{filter: '#', adapter: flat-json, exclude: ['a|b']}]",
+        &[
+            INVALID_CONFIG,
+            "`payloadRoutes` route `#` selects the field `a|b`",
+        ],
+    );
+}
+
+/// The selection and the caps reach the bridge's environment in the syntax it parses.
+#[test]
+fn bridge_fan_out_limits_and_field_selection_are_rendered() {
+    let scratch = Scratch::new();
+    scratch.edit(
+        "environments/prod.yaml",
+        "bridge:\n  replicas: 3",
+        "bridge:\n  config:\n    maxReadingsPerMessage: 16\n    maxHeaderBytes: 1024\n    \
+         payloadRoutes: [{filter: 'ehs/+/+/telemetry', adapter: nested-json, include: [power_w, energy_kwh]}]\n  replicas: 3",
+    );
+    scratch
+        .ehs()
+        .args(["render", "--env", "prod"])
+        .assert()
+        .success();
+    let statefulset = fs::read_to_string(
+        scratch
+            .root()
+            .join("rendered/prod/bridge/statefulset-ehs-bridge.yaml"),
+    )
+    .expect("statefulset");
+    for (name, value) in [
+        ("EHS_MAX_READINGS_PER_MESSAGE", "\"16\""),
+        ("EHS_MAX_HEADER_BYTES", "\"1024\""),
+        (
+            "EHS_PAYLOAD_ROUTES",
+            "\"ehs/+/+/telemetry=nested-json;include=power_w|energy_kwh\"",
+        ),
+    ] {
+        let expected = format!("- name: {name}\n          value: {value}\n");
+        assert!(
+            statefulset.contains(&expected),
+            "{expected} not in {statefulset}"
+        );
+    }
+}
+
 /// A CustomResourceDefinition for `kind` in `group` whose `spec` lists only `spec_fields` (any
 /// value each), or takes any field when `spec_fields` is empty.
 fn crd(group: &str, kind: &str, spec_fields: &[&str]) -> String {

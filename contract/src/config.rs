@@ -22,6 +22,12 @@ pub const MAX_PAYLOAD_BYTES_LIMIT: usize = 1_000_000;
 /// Read coalescing blocks the runtime thread (probes, metrics and acknowledgements wait too)
 /// and adds latency; beyond this it costs more than any batching gain is worth.
 pub const READ_COALESCE_LIMIT_MS: u64 = 10;
+/// Most readings one message may be allowed to become: every reading is a Kafka record and a
+/// database row, so one message beyond this is an attack or a firmware bug, not telemetry.
+pub const MAX_READINGS_PER_MESSAGE_LIMIT: usize = 10_000;
+/// Most user-property bytes a message may be allowed to copy into Kafka headers: the room the
+/// bridge announces in its MQTT maximum packet size beyond the payload.
+pub const MAX_HEADER_BYTES_LIMIT: usize = 65_536;
 
 /// How the bridge writes log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -200,15 +206,24 @@ bridge_config! {
     /// Where ids come from: `{home}` and `{device}` (required), `{metric}` (optional) and `+`
     /// match one topic level each, e.g. `ehs/{home}/{device}/telemetry`.
     topic_pattern: String = "ehs/{home}/{device}/telemetry".to_owned(), TOPIC_PATTERN;
-    /// Payload decoder per MQTT topic filter; the first matching filter wins. Each filter must
-    /// match some topic the subscribed filters deliver.
+    /// Payload decoder and field selection per MQTT topic filter; the first matching filter
+    /// wins. Each filter must match some topic the subscribed filters deliver.
     payload_routes: Vec<PayloadRoute> = vec![PayloadRoute {
         filter: "#".to_owned(),
         adapter: PayloadAdapter::FlatJson,
+        ..PayloadRoute::default()
     }], PAYLOAD_ROUTES;
     /// Largest MQTT payload accepted, in bytes, 1 to 1000000 (Kafka's default record limit);
     /// larger ones are dead-lettered (reason `oversize`).
     max_payload_bytes: usize = 65_536, MAX_PAYLOAD_BYTES;
+    /// Most readings one message may become (after field selection), 1 to 10000; a message
+    /// with more is dead-lettered (reason `too-many-readings`). Every reading is a Kafka record
+    /// carrying the message's headers and a row downstream.
+    max_readings_per_message: usize = 64, MAX_READINGS_PER_MESSAGE;
+    /// Most bytes of MQTT user properties (`mqtt.user.`-prefixed names plus values) one message
+    /// may copy into the headers of each of its Kafka records, 0 to 65536; a message with more
+    /// is dead-lettered without them (reason `oversize-headers`).
+    max_header_bytes: usize = 4096, MAX_HEADER_BYTES;
     /// MQTT messages taken but not yet acknowledged, QoS 0 included (the backpressure window);
     /// at least `mqttReceiveMaximum`.
     max_in_flight: usize = 2000, MAX_IN_FLIGHT;
@@ -399,7 +414,19 @@ impl BridgeConfig {
             ));
         }
         for route in &self.payload_routes {
-            if let Err(error) = validate_topic_filter(&route.filter) {
+            if let Some(problem) = route.selection_problem() {
+                problems.push(Problem::new(env::PAYLOAD_ROUTES, problem));
+            }
+            if route.filter.contains(crate::ROUTE_OPTION_SEPARATOR) {
+                problems.push(Problem::new(
+                    env::PAYLOAD_ROUTES,
+                    format!(
+                        "route filter `{}` contains `;`, which starts a route's options \
+                         where the bridge reads them; use a filter without it",
+                        route.filter
+                    ),
+                ));
+            } else if let Err(error) = validate_topic_filter(&route.filter) {
                 problems.push(Problem::new(env::PAYLOAD_ROUTES, error));
             } else if filters_valid && !filters.iter().any(|f| filters_overlap(f, &route.filter)) {
                 problems.push(Problem::new(
@@ -450,6 +477,25 @@ impl BridgeConfig {
                     "must be between 1 and {MAX_PAYLOAD_BYTES_LIMIT} (so a dead-lettered \
                      payload fits in a Kafka record), got {}",
                     self.max_payload_bytes
+                ),
+            ));
+        }
+        if !(1..=MAX_READINGS_PER_MESSAGE_LIMIT).contains(&self.max_readings_per_message) {
+            problems.push(Problem::new(
+                env::MAX_READINGS_PER_MESSAGE,
+                format!(
+                    "must be between 1 and {MAX_READINGS_PER_MESSAGE_LIMIT}, got {}",
+                    self.max_readings_per_message
+                ),
+            ));
+        }
+        if self.max_header_bytes > MAX_HEADER_BYTES_LIMIT {
+            problems.push(Problem::new(
+                env::MAX_HEADER_BYTES,
+                format!(
+                    "must be between 0 and {MAX_HEADER_BYTES_LIMIT} (the room for properties \
+                     the bridge announces to the broker), got {}",
+                    self.max_header_bytes
                 ),
             ));
         }
@@ -570,9 +616,11 @@ mod tests {
             mqtt_read_coalesce_ms: 11,
             drain_timeout_secs: 0,
             max_payload_bytes: 0,
+            max_readings_per_message: 0,
+            max_header_bytes: 65_537,
             ..Default::default()
         };
-        assert_eq!(problems(config).len(), 4);
+        assert_eq!(problems(config).len(), 6);
     }
 
     #[test]
@@ -582,6 +630,7 @@ mod tests {
                 payload_routes: vec![PayloadRoute {
                     filter: "ehs/+/+/telemtry".into(),
                     adapter: PayloadAdapter::FlatJson,
+                    ..PayloadRoute::default()
                 }],
                 ..Default::default()
             },
@@ -596,10 +645,12 @@ mod tests {
                 PayloadRoute {
                     filter: "ehs/h1/+/telemetry".into(),
                     adapter: PayloadAdapter::FlatJson,
+                    ..PayloadRoute::default()
                 },
                 PayloadRoute {
                     filter: "ehs/h1/+/power_w".into(),
                     adapter: PayloadAdapter::Numeric,
+                    ..PayloadRoute::default()
                 },
             ],
             ..Default::default()
@@ -610,6 +661,50 @@ mod tests {
             ..Default::default()
         })[0]
             .contains("at least one"));
+    }
+
+    #[test]
+    fn fan_out_caps_are_bounded() {
+        only_problem(
+            BridgeConfig {
+                max_readings_per_message: 10_001,
+                ..Default::default()
+            },
+            "maxReadingsPerMessage",
+            "between 1 and 10000, got 10001",
+        );
+        only_problem(
+            BridgeConfig {
+                max_header_bytes: 100_000,
+                ..Default::default()
+            },
+            "maxHeaderBytes",
+            "between 0 and 65536",
+        );
+        only_problem(
+            BridgeConfig {
+                payload_routes: vec![PayloadRoute {
+                    filter: "#".into(),
+                    include: vec!["power_w".into()],
+                    exclude: vec!["seq".into()],
+                    ..PayloadRoute::default()
+                }],
+                ..Default::default()
+            },
+            "payloadRoutes",
+            "has both `include` and `exclude`",
+        );
+        only_problem(
+            BridgeConfig {
+                payload_routes: vec![PayloadRoute {
+                    filter: "ehs/a;b/#".into(),
+                    ..PayloadRoute::default()
+                }],
+                ..Default::default()
+            },
+            "payloadRoutes",
+            "contains `;`",
+        );
     }
 
     #[test]

@@ -37,11 +37,17 @@ pub mod env {
     pub const MQTT_PASSWORD_FILE: &str = "EHS_MQTT_PASSWORD_FILE";
     /// Pattern extracting ids from the MQTT topic, e.g. `ehs/{home}/{device}/telemetry`.
     pub const TOPIC_PATTERN: &str = "EHS_TOPIC_PATTERN";
-    /// Comma-separated `filter=adapter` routes choosing the payload decoder per topic;
-    /// the first matching filter wins. Adapter names: see [`crate::PayloadAdapter`].
+    /// Comma-separated `filter=adapter[;include=a|b][;exclude=a|b]` routes choosing the payload
+    /// decoder and the fields that become readings per topic; the first matching filter wins.
+    /// Adapter names: see [`crate::PayloadAdapter`].
     pub const PAYLOAD_ROUTES: &str = "EHS_PAYLOAD_ROUTES";
     /// Largest MQTT payload accepted, bytes; larger ones are dead-lettered.
     pub const MAX_PAYLOAD_BYTES: &str = "EHS_MAX_PAYLOAD_BYTES";
+    /// Most readings one MQTT message may become; a message with more is dead-lettered.
+    pub const MAX_READINGS_PER_MESSAGE: &str = "EHS_MAX_READINGS_PER_MESSAGE";
+    /// Most bytes of MQTT user properties one message may carry into Kafka headers; a message
+    /// with more is dead-lettered without them.
+    pub const MAX_HEADER_BYTES: &str = "EHS_MAX_HEADER_BYTES";
     /// Comma-separated `host:port` Kafka bootstrap servers.
     pub const KAFKA_BOOTSTRAP_SERVERS: &str = "EHS_KAFKA_BOOTSTRAP_SERVERS";
     /// Kafka topic for normalized readings.
@@ -93,15 +99,30 @@ pub mod headers {
     pub const USER_PROPERTY_PREFIX: &str = "mqtt.user.";
     /// On a dead letter whose payload was cut to the size limit: the original size in bytes.
     pub const ORIGINAL_PAYLOAD_BYTES: &str = "ehs.dlq.original.bytes";
+    /// On a dead letter whose user properties were dropped for exceeding the header limit:
+    /// their size in bytes as the bridge counts it (prefixed names plus values).
+    pub const ORIGINAL_HEADER_BYTES: &str = "ehs.dlq.original.header.bytes";
 }
 
 /// How a topic's payload is decoded into readings.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum PayloadAdapter {
     /// `{"power_w": 412.5, "voltage_v": 230.1, "ts": "…"}`: every numeric field is a metric.
+    #[default]
     FlatJson,
     /// `{"ts": …, "data": {"power_w": 412.5, …}}`: metrics under `data`.
     NestedJson,
@@ -151,34 +172,85 @@ impl OutputEncoding {
     }
 }
 
-/// One `filter=adapter` entry of [`env::PAYLOAD_ROUTES`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// One `filter=adapter` entry of [`env::PAYLOAD_ROUTES`], optionally followed by
+/// `;include=a|b` or `;exclude=a|b`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PayloadRoute {
     /// MQTT topic filter, e.g. `ehs/+/+/telemetry`.
     pub filter: String,
     /// Decoder for payloads on matching topics.
     pub adapter: PayloadAdapter,
+    /// Only these payload fields become readings (empty: every numeric field). For the
+    /// `numeric` adapter the field is the metric name taken from the topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// These payload fields never become readings, e.g. firmware counters such as `seq`,
+    /// `rssi` or `uptime`. At most one of `include` and `exclude` may be given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// Separates a route's options in [`env::PAYLOAD_ROUTES`]; route filters may not contain it.
+pub const ROUTE_OPTION_SEPARATOR: char = ';';
+/// Separates the field names of one `include=`/`exclude=` option.
+pub const ROUTE_FIELD_SEPARATOR: char = '|';
+const INCLUDE_OPTION: &str = "include";
+const EXCLUDE_OPTION: &str = "exclude";
+
+impl PayloadRoute {
+    /// What is wrong with the route's field selection, saying what would be valid.
+    pub fn selection_problem(&self) -> Option<String> {
+        if !self.include.is_empty() && !self.exclude.is_empty() {
+            return Some(format!(
+                "route `{}` has both `include` and `exclude`; give one: `include` lists the \
+                 only fields that become readings, `exclude` the ones that never do",
+                self.filter
+            ));
+        }
+        let bad = self.include.iter().chain(&self.exclude).find(|name| {
+            name.trim().is_empty()
+                || name.trim() != name.as_str()
+                || name.contains([',', ROUTE_OPTION_SEPARATOR, ROUTE_FIELD_SEPARATOR])
+        })?;
+        Some(format!(
+            "route `{}` selects the field `{}`; field names must be non-empty, without \
+             surrounding whitespace and without `,`, `;` or `|`, e.g. `rssi`",
+            self.filter,
+            bad.escape_debug()
+        ))
+    }
 }
 
 /// Writes routes in the form [`parse_payload_routes`] reads, so both sides share one syntax.
 pub fn format_payload_routes(routes: &[PayloadRoute]) -> String {
     routes
         .iter()
-        .map(|r| format!("{}={}", r.filter, r.adapter.name()))
+        .map(|r| {
+            let mut entry = format!("{}={}", r.filter, r.adapter.name());
+            for (option, names) in [(INCLUDE_OPTION, &r.include), (EXCLUDE_OPTION, &r.exclude)] {
+                if !names.is_empty() {
+                    let names = names.join(&ROUTE_FIELD_SEPARATOR.to_string());
+                    entry.push_str(&format!("{ROUTE_OPTION_SEPARATOR}{option}={names}"));
+                }
+            }
+            entry
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// Parses `filter=adapter,filter=adapter`.
+/// Parses `filter=adapter[;include=a|b][;exclude=c|d],...`.
 pub fn parse_payload_routes(text: &str) -> Result<Vec<PayloadRoute>, String> {
     text.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            let (filter, adapter) = entry
-                .rsplit_once('=')
-                .ok_or_else(|| format!("route `{entry}` is not of the form `filter=adapter`"))?;
+            let mut parts = entry.split(ROUTE_OPTION_SEPARATOR);
+            let head = parts.next().unwrap_or_default();
+            let (filter, adapter) = head.rsplit_once('=').ok_or_else(|| {
+                format!("route `{entry}` is not of the form `filter=adapter[;include=a|b]`")
+            })?;
             let adapter = PayloadAdapter::from_name(adapter.trim()).ok_or_else(|| {
                 let valid: Vec<_> = PayloadAdapter::ALL.iter().map(|a| a.name()).collect();
                 format!(
@@ -186,10 +258,30 @@ pub fn parse_payload_routes(text: &str) -> Result<Vec<PayloadRoute>, String> {
                     valid.join(", ")
                 )
             })?;
-            Ok(PayloadRoute {
+            let mut route = PayloadRoute {
                 filter: filter.trim().to_owned(),
                 adapter,
-            })
+                ..PayloadRoute::default()
+            };
+            for option in parts {
+                let (name, fields) = option.split_once('=').unwrap_or((option, ""));
+                let list = match name.trim() {
+                    INCLUDE_OPTION => &mut route.include,
+                    EXCLUDE_OPTION => &mut route.exclude,
+                    _ => {
+                        return Err(format!(
+                            "route `{entry}`: unknown option `{option}`, expected \
+                             `{INCLUDE_OPTION}=a|b` or `{EXCLUDE_OPTION}=a|b`"
+                        ))
+                    }
+                };
+                list.extend(
+                    fields
+                        .split(ROUTE_FIELD_SEPARATOR)
+                        .map(|field| field.trim().to_owned()),
+                );
+            }
+            Ok(route)
         })
         .collect()
 }
@@ -218,10 +310,19 @@ mod tests {
             PayloadRoute {
                 filter: "ehs/+/+/telemetry".into(),
                 adapter: PayloadAdapter::FlatJson,
+                exclude: vec!["seq".into(), "rssi".into()],
+                ..PayloadRoute::default()
             },
             PayloadRoute {
                 filter: "ehs/+/+/value/#".into(),
                 adapter: PayloadAdapter::Numeric,
+                ..PayloadRoute::default()
+            },
+            PayloadRoute {
+                filter: "ehs/+/+/meter".into(),
+                adapter: PayloadAdapter::NestedJson,
+                include: vec!["power_w".into()],
+                ..PayloadRoute::default()
             },
         ];
         assert_eq!(
@@ -234,6 +335,24 @@ mod tests {
     fn unknown_adapter_names_valid_ones() {
         let err = parse_payload_routes("a/b=xml").unwrap_err();
         assert!(err.contains("flat-json, nested-json, numeric"), "{err}");
+        let err = parse_payload_routes("a/b=numeric;only=x").unwrap_err();
+        assert!(err.contains("unknown option `only=x`"), "{err}");
+    }
+
+    #[test]
+    fn field_selection_problems_name_the_route() {
+        let routes =
+            parse_payload_routes("a=flat-json;include=x;exclude=y,b=flat-json;exclude=").unwrap();
+        assert!(routes[0].selection_problem().unwrap().contains("both"));
+        assert!(routes[1]
+            .selection_problem()
+            .unwrap()
+            .contains("route `b` selects the field ``"));
+        assert_eq!(
+            parse_payload_routes("a=flat-json;exclude= seq | rssi ").unwrap()[0]
+                .selection_problem(),
+            None
+        );
     }
 }
 

@@ -17,7 +17,7 @@ WINDOW = 1000
 
 
 def meter_payload(seq, sent_at_ms):
-    """ehs_bench::telemetry::meter_payload: three readings and the publish time as `ts`."""
+    """ehs_bench::telemetry::meter_payload(seq, ts, 3, false): three readings and the publish time as `ts`."""
     step = seq % 100
     power, voltage = 400.0 + step * 0.5, 229.0 + step * 0.02
     return (f'{{"ts":{sent_at_ms},"power_w":{power:.1f},"voltage_v":{voltage:.2f},'

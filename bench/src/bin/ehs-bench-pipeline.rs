@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use ehs_bench::publisher::{publish, PublishPlan, PublishReport};
 use ehs_bench::stack::Stack;
 use ehs_bench::subscriber::Subscriber;
-use ehs_bench::telemetry::{meter_payload, Fleet, METER_READINGS};
+use ehs_bench::telemetry::{Fleet, Payload, METER_READINGS};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -91,7 +91,7 @@ async fn publish_all(stack: &Stack, load: &Load, fleets: &[Fleet]) -> Result<Vec
             qos: 1,
             rate_per_sec: rate,
             window: load.window,
-            payload: meter_payload,
+            payload: Payload::pipeline_meter(),
         };
         let stack = stack.clone();
         let client_id = format!("{}-pub-{i}", fleet.home);
@@ -130,34 +130,24 @@ fn publish_summary(load: &Load, reports: &[PublishReport]) -> serde_json::Value 
 
 async fn broker(stack: &Stack, load: &Load, subscribers: u32, receive_maximum: u16) -> Result<()> {
     let fleets = fleets(load, "bench");
-    let group = format!("{}-share", load.run);
-    let mut members = Vec::new();
-    // One wildcard over all homes per member, as the bridge subscribes (`ehs/+/+/telemetry`).
+    // One wildcard over all homes, as the bridge subscribes (`ehs/+/+/telemetry`).
     let everything = Fleet::new("+", "m", load.devices).with_root("bench");
-    for member in 0..subscribers.max(1) {
-        members.push(
-            Subscriber::start_shared(
-                stack,
-                &format!("{}-sub-{member}", load.run),
-                &group,
-                everything.clone(),
-                receive_maximum,
-                load.messages,
-                Duration::from_secs(5),
-            )
-            .await?,
-        );
-    }
+    let members = Subscriber::start_group(
+        stack,
+        &format!("{}-sub", load.run),
+        everything,
+        1,
+        receive_maximum,
+        load.messages,
+        Duration::from_secs(5),
+        subscribers,
+    )
+    .await?;
     let reports = publish_all(stack, load, &fleets).await?;
-    let mut received = 0;
-    let mut per_member = Vec::new();
-    let mut last_receive = None;
-    for member in members {
-        let report = member.finish().await?;
-        received += report.received;
-        per_member.push(report.received);
-        last_receive = last_receive.max(report.last_at_ms);
-    }
+    let group = Subscriber::finish_group(members).await?;
+    let received = group.merged.received;
+    let per_member: Vec<u64> = group.members.iter().map(|m| m.received).collect();
+    let last_receive = group.merged.last_at_ms;
     let mut summary = publish_summary(load, &reports);
     let first = summary["first_publish_ms"].as_i64().unwrap_or(0);
     let last = last_receive.unwrap_or(first);
