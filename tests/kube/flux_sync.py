@@ -11,7 +11,8 @@ Run against a fresh cluster with the control plane up and the controllers stoppe
 The test starts the controllers itself (`scripts/kube-stack start flux`) once the CRDs exist.
 
 Steps (each printed with its time):
-  crds          the CRDs the platform and Flux need, Established
+  crds          the platform's CRDs (--crds) and those of the Flux controllers as built
+                (`scripts/kube-stack flux-crds`), Established
   controllers   source-controller and kustomize-controller ready
   create        a GitRepository and a Kustomization for rendered/<env>/: Ready at the pushed
                 commit, every object of the tree in the cluster, labelled by Flux
@@ -43,6 +44,7 @@ from kube import (ROOT, ApiError, Cluster, Results, condition, copy_model, ident
 
 GIT_PORT = int(os.environ.get("EHS_KUBE_GIT_PORT", "29418"))
 FLUX_NAMESPACE = os.environ.get("EHS_KUBE_FLUX_NAMESPACE", "flux-system")
+KUBE_STACK = os.path.join(ROOT, "scripts", "kube-stack")
 NAME = "ehs"
 MANAGER = "ehs-kube-test"
 # Short intervals keep the test fast; they are what Flux polls with, nothing triggers it.
@@ -177,13 +179,22 @@ def main():
     work = tempfile.mkdtemp(prefix="ehs-kube-flux-")
     server = None
     try:
-        results.check("crds", lambda: f"{len(install_crds(cluster, args.crds))} CRDs Established")
+        def crds():
+            # The platform's CRDs, then the Flux controllers' own at the version that runs:
+            # they watch every source kind (Bucket, OCIRepository, ...) and stop without one.
+            count = len(install_crds(cluster, args.crds))
+            flux = subprocess.run([KUBE_STACK, "flux-crds"], check=True, capture_output=True,
+                                  text=True).stdout.split()
+            for directory in flux:
+                count += len(install_crds(cluster, directory))
+            return f"{count} CRDs Established"
+
+        results.check("crds", crds)
 
         def controllers():
             cluster.apply({"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": FLUX_NAMESPACE}}, MANAGER)
-            subprocess.run([os.path.join(ROOT, "scripts", "kube-stack"), "start", "flux"],
-                           check=True)
+            subprocess.run([KUBE_STACK, "start", "flux"], check=True)
 
         if not results.check("controllers", controllers):
             return results.finish()
