@@ -308,8 +308,8 @@ def main():
             def reported():
                 live = kustomization()
                 ready = condition(live, "Ready") or {}
-                source_seen = state["bad"] in (ready.get("message", "") +
-                                               live["status"].get("lastAttemptedRevision", ""))
+                attempted = (live or {}).get("status", {}).get("lastAttemptedRevision", "")
+                source_seen = state["bad"] in ready.get("message", "") + attempted
                 return live if ready.get("status") == "False" and source_seen else None
 
             live, took = wait_for("Ready=False for the bad commit", reported, TIMEOUT)
