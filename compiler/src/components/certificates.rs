@@ -351,6 +351,10 @@ fn certificates(app: &App) -> Vec<Certificate> {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<ClusterIssuer>(),

@@ -298,6 +298,10 @@ fn gateway(app: &App) -> Gateway {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<Gateway>(),

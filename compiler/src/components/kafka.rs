@@ -463,6 +463,10 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Stateful
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<ConfigMap>(),

@@ -745,6 +745,8 @@ mod tests {
             references: |_| Vec::new(),
             operator_created: |_| Vec::new(),
             namespaces: |_| Vec::new(),
+            tool_namespaces: |_| Vec::new(),
+            stage: || crate::components::Stage::Clients,
         };
         let components = [
             component("gateway", || vec![KindSchema::of::<gateways::GatewayApi>()]),
