@@ -9,6 +9,7 @@ at its release version. This script derives those from the upstream's own go.mod
 bump is a changed argument, not hand-edited replace lines.
 
 Usage: pin.py DIR MODULE VERSION TOOL_PACKAGE [--local-version V] [--replace PATH=PATH@V]...
+              [--note TEXT]
 """
 
 import argparse
@@ -34,6 +35,7 @@ def main():
                              "(default: VERSION)")
     parser.add_argument("--replace", action="append", default=[],
                         help="PATH=PATH@VERSION, applied after the upstream's own replacements")
+    parser.add_argument("--note", help="a line for the go.mod header (what the pin follows)")
     args = parser.parse_args()
     local_version = args.local_version or args.version
 
@@ -49,8 +51,10 @@ def main():
     with open(os.path.join(args.dir, "go.mod"), "w", encoding="utf-8") as out:
         out.write(f"// Written by scripts/kube-stack pin: builds {args.tool}\n"
                   f"// from {args.module}@{args.version} with the upstream's replace directives,\n"
-                  f"// local paths turned into published releases ({local_version}).\n"
-                  f"module ehs.local/kube-stack/{wrapper}\n\ngo {upstream['Go']}\n")
+                  f"// local paths turned into published releases ({local_version}).\n")
+        if args.note:
+            out.write(f"// {args.note}\n")
+        out.write(f"module ehs.local/kube-stack/{wrapper}\n\ngo {upstream['Go']}\n")
         for debug in upstream.get("GoDebug") or []:
             out.write(f"\ngodebug {debug['Key']}={debug['Value']}\n")
 
