@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
 """Flux syncing rendered/<env>/ from a local Git repository into a real kube-apiserver
-(scripts/kube-stack): Flux's own source-controller and kustomize-controller, a repository served
+(scripts/kube-stack), through the Flux objects the `gitops` component renders into
+rendered/<env>/gitops/: Flux's own source-controller and kustomize-controller, a repository served
 by `git http-backend` on 127.0.0.1 (Flux takes only http(s) and ssh URLs), every change a commit
 pushed to it. Pods never run (no kubelet): the objects Flux creates, updates and prunes are the
 point.
+
+The bootstrap is the README's: the rendered GitRepository and root Kustomization applied as they
+are, with one change: the GitRepository's `spec.url` (the project's GitHub repository) becomes the
+local Git server's. Everything else (the root syncing the per-component Kustomizations, their
+`dependsOn` order, the GitRepository's `ignore`) is what ehs renders. The rendered intervals are
+5 minutes: after each push the test asks for a reconcile the way `flux reconcile source git` does
+(the `reconcile.fluxcd.io/requestedAt` annotation, what a webhook Receiver does in production);
+the Kustomizations follow the new artifact on their own.
 
 Run against a fresh cluster with the control plane up and the controllers stopped:
   scripts/kube-stack clean && scripts/kube-stack start && eval "$(scripts/kube-stack env)"
@@ -14,20 +23,24 @@ Steps (each printed with its time):
   crds          the platform's CRDs (--crds) and those of the Flux controllers as built
                 (`scripts/kube-stack flux-crds`), Established
   controllers   source-controller and kustomize-controller ready
-  create        a GitRepository and a Kustomization for rendered/<env>/: Ready at the pushed
-                commit, every object of the tree in the cluster, labelled by Flux
-  change        a model change (two bridge replicas) rendered by ehs and pushed: applied
+  bootstrap     the rendered GitRepository (local URL) and root Kustomization applied: every
+                rendered Kustomization Ready at the pushed commit, every object of
+                rendered/<env>/ in the cluster, labelled by the Kustomization of its component
+  change        a model change (one more bridge replica) rendered by ehs and pushed: applied
   prune         a model change that drops the Gateway and the HTTPRoute (Ingress instead),
                 pushed: both deleted, the Ingress created
   drift         the bridge StatefulSet edited by hand (kubectl-edit's field manager): reverted
-                by Flux on its own interval, no commit, no trigger
-  bad_commit    a commit with a custom resource the API server refuses: Kustomization
-                Ready=False with the API server's own message, nothing of it applied
-  recovered     the bad commit reverted: Ready=True again at the new commit
+                by the bridge Kustomization's next reconcile (requested, as `flux reconcile
+                kustomization` does), with no commit
+  bad_commit    a commit with a custom resource the API server refuses: the certificates
+                Kustomization Ready=False with the API server's own message, nothing of it
+                applied
+  recovered     the bad commit reverted: every Kustomization Ready=True again at the new commit
 """
 
 import argparse
 import copy
+import datetime
 import http.server
 import os
 import shutil
@@ -40,17 +53,15 @@ import urllib.parse
 import yaml
 
 from kube import (ROOT, ApiError, Cluster, Results, condition, copy_model, ident, install_crds,
-                  load_rendered, render_changed, show, wait_for)
+                  load_gitops, load_rendered, render_changed, show, wait_for)
 
 GIT_PORT = int(os.environ.get("EHS_KUBE_GIT_PORT", "29418"))
 FLUX_NAMESPACE = os.environ.get("EHS_KUBE_FLUX_NAMESPACE", "flux-system")
 KUBE_STACK = os.path.join(ROOT, "scripts", "kube-stack")
+# The served repository's name: any; the rendered objects do not know it.
 NAME = "ehs"
 MANAGER = "ehs-kube-test"
-# Short intervals keep the test fast; they are what Flux polls with, nothing triggers it.
-SOURCE_INTERVAL = "3s"
-SYNC_INTERVAL = "5s"
-TIMEOUT = 120
+TIMEOUT = 180
 
 
 class GitHttpBackend(http.server.BaseHTTPRequestHandler):
@@ -146,26 +157,31 @@ class Repo:
         return os.path.join(self.checkout, *parts)
 
 
-def flux_objects(url, env):
-    source = {
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "GitRepository",
-        "metadata": {"name": NAME, "namespace": FLUX_NAMESPACE},
-        "spec": {"url": url, "ref": {"branch": "main"}, "interval": SOURCE_INTERVAL},
-    }
-    sync = {
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": f"{NAME}-{env}", "namespace": FLUX_NAMESPACE},
-        "spec": {
-            "interval": SYNC_INTERVAL,
-            "path": f"./rendered/{env}",
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": NAME},
-            "timeout": "1m",
-        },
-    }
-    return source, sync
+def flux_objects(env_dir, url):
+    """The rendered Flux objects: (the GitRepository with `spec.url` set to `url`, the root
+    Kustomization, every Kustomization). The root is the one whose path is the gitops folder."""
+    flux = [o for o in load_gitops(env_dir)
+            if o["apiVersion"].split("/")[0] in ("source.toolkit.fluxcd.io",
+                                                 "kustomize.toolkit.fluxcd.io")]
+    sources = [o for o in flux if o["kind"] == "GitRepository"]
+    syncs = [o for o in flux if o["kind"] == "Kustomization"]
+    gitops_path = "./" + os.path.relpath(os.path.join(env_dir, "gitops"), os.path.dirname(
+        os.path.dirname(env_dir)))
+    roots = [o for o in syncs if o["spec"]["path"] == gitops_path]
+    if len(sources) != 1 or len(roots) != 1:
+        raise AssertionError(f"{env_dir}/gitops: {len(sources)} GitRepositories and {len(roots)} "
+                             f"Kustomizations of {gitops_path}, the bootstrap needs one of each")
+    source = copy.deepcopy(sources[0])
+    source["spec"]["url"] = url
+    return source, roots[0], syncs
+
+
+def request_reconcile(cluster, obj):
+    """What `flux reconcile` does: a new value of the reconcile.fluxcd.io/requestedAt
+    annotation, which the controller acts on at once."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    cluster.patch(obj, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": now}}},
+                  MANAGER)
 
 
 def main():
@@ -192,6 +208,7 @@ def main():
         results.check("crds", crds)
 
         def controllers():
+            # What `flux install` creates before the controllers.
             cluster.apply({"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": FLUX_NAMESPACE}}, MANAGER)
             subprocess.run([KUBE_STACK, "start", "flux"], check=True)
@@ -203,51 +220,78 @@ def main():
         GitHttpBackend.project_root = repo.served
         server = http.server.ThreadingHTTPServer(("127.0.0.1", GIT_PORT), GitHttpBackend)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        source, sync = flux_objects(f"http://127.0.0.1:{GIT_PORT}/{NAME}.git", args.env)
+        env_dir = repo.path("rendered", args.env)
+        source, root, syncs = flux_objects(env_dir, f"http://127.0.0.1:{GIT_PORT}/{NAME}.git")
+        if source["metadata"].get("namespace") != FLUX_NAMESPACE:
+            raise SystemExit(f"the rendered GitRepository is in namespace "
+                             f"{source['metadata'].get('namespace')}, the controllers in "
+                             f"{FLUX_NAMESPACE} (EHS_KUBE_FLUX_NAMESPACE)")
         state = {"head": repo.git("rev-parse", "HEAD")}
 
-        def kustomization():
-            return cluster.get(sync)
-
-        def applied(sha):
-            """The Kustomization is Ready with `sha` applied."""
-            live = kustomization()
+        def applied_at(sync, sha):
+            live = cluster.get(sync)
             ready = condition(live, "Ready") or {}
             revision = (live or {}).get("status", {}).get("lastAppliedRevision", "")
-            return live if ready.get("status") == "True" and revision.endswith(sha) else None
+            return ready.get("status") == "True" and revision.endswith(sha)
+
+        def all_applied(sha):
+            """Every rendered Kustomization is Ready with `sha` applied."""
+            return all(applied_at(sync, sha) for sync in syncs)
+
+        def waiting(sha):
+            return ", ".join(sync["metadata"]["name"] for sync in syncs
+                             if not applied_at(sync, sha))
+
+        def push(message):
+            state["head"] = repo.commit(message)
+            request_reconcile(cluster, source)
+            return state["head"]
+
+        def wait_applied(what):
+            sha = state["head"]
+            try:
+                _, took = wait_for(what, lambda: all_applied(sha), TIMEOUT)
+            except TimeoutError as err:
+                raise AssertionError(f"{err}; not Ready at {sha[:12]}: {waiting(sha)}") from None
+            return took
 
         def objects_present(objects):
             missing = [show(ident(o)) for o in objects if cluster.get(o) is None]
             if missing:
                 raise AssertionError(f"not in the cluster: {missing}")
 
-        def create():
+        def bootstrap():
+            # The README's bootstrap: `kubectl apply -f` of these two files.
             cluster.apply(source, MANAGER)
-            cluster.apply(sync, MANAGER)
-            _, took = wait_for("Kustomization Ready at the first commit",
-                               lambda: applied(state["head"]), TIMEOUT)
-            objects = load_rendered(repo.path("rendered", args.env))
+            cluster.apply(root, MANAGER)
+            took = wait_applied("every Kustomization Ready at the first commit")
+            objects = load_rendered(env_dir)
             objects_present(objects)
-            unlabelled = [show(ident(o)) for o in objects
-                          if "kustomize.toolkit.fluxcd.io/name" not in
-                          (cluster.get(o)["metadata"].get("labels") or {})]
-            if unlabelled:
-                raise AssertionError(f"not applied by Flux: {unlabelled}")
-            return f"{len(objects)} objects synced {took:.1f} s after the Kustomization"
+            # Each object is applied by the Kustomization of its component's folder.
+            wrong = []
+            for obj, path in load_rendered(env_dir, with_paths=True):
+                component = path.split(os.sep)[0]
+                labels = cluster.get(obj)["metadata"].get("labels") or {}
+                owner = labels.get("kustomize.toolkit.fluxcd.io/name")
+                if owner is None or not owner.endswith(f"-{component}"):
+                    wrong.append(f"{show(ident(obj))} ({owner})")
+            if wrong:
+                raise AssertionError(f"not applied by its component's Kustomization: {wrong}")
+            return (f"{len(syncs)} Kustomizations Ready, {len(objects)} objects synced "
+                    f"{took:.1f} s after the bootstrap")
 
-        if not results.check("create", create):
+        if not results.check("bootstrap", bootstrap):
             return results.finish()
 
-        bridge = next(o for o in load_rendered(repo.path("rendered", args.env))
+        bridge = next(o for o in load_rendered(env_dir)
                       if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "ehs-bridge")
         replicas = bridge["spec"].get("replicas", 1) + 1
 
         def change():
             render_changed(repo.checkout, args.env,
                            lambda m: m.setdefault("bridge", {}).update(replicas=replicas))
-            state["head"] = repo.commit(f"bridge: {replicas} replicas")
-            _, took = wait_for("the pushed change applied", lambda: applied(state["head"]),
-                               TIMEOUT)
+            push(f"bridge: {replicas} replicas")
+            took = wait_applied("the pushed change applied")
             live = cluster.get(bridge)["spec"]["replicas"]
             if live != replicas:
                 raise AssertionError(f"ehs-bridge has {live} replicas, the commit says {replicas}")
@@ -256,16 +300,15 @@ def main():
         results.check("change", change)
 
         def prune():
-            before = load_rendered(repo.path("rendered", args.env))
+            before = load_rendered(env_dir)
             render_changed(repo.checkout, args.env,
                            lambda m: m.setdefault("exposure", {}).update(mode="ingress"))
-            after = load_rendered(repo.path("rendered", args.env))
+            after = load_rendered(env_dir)
             removed = [o for o in before if ident(o) not in {ident(a) for a in after}]
             if not removed:
                 raise AssertionError("the model change removed nothing; the test needs another")
-            state["head"] = repo.commit("exposure: Ingress instead of Gateway")
-            _, took = wait_for("the pruning commit applied", lambda: applied(state["head"]),
-                               TIMEOUT)
+            push("exposure: Ingress instead of Gateway")
+            took = wait_applied("the pruning commit applied")
             left = [show(ident(o)) for o in removed if cluster.get(o) is not None]
             if left:
                 raise AssertionError(f"not pruned: {left}")
@@ -274,11 +317,14 @@ def main():
 
         results.check("prune", prune)
 
+        bridge_sync = next(s for s in syncs if s["spec"]["path"].endswith("/bridge"))
+
         def drift():
             wanted = cluster.get(bridge)["spec"]["replicas"]
             cluster.patch(bridge, {"spec": {"replicas": wanted + 3}}, "kubectl-edit")
             if cluster.get(bridge)["spec"]["replicas"] != wanted + 3:
                 raise AssertionError("the manual edit did not take")
+            request_reconcile(cluster, bridge_sync)
             _, took = wait_for("the manual edit reverted",
                                lambda: cluster.get(bridge)["spec"]["replicas"] == wanted,
                                TIMEOUT)
@@ -289,6 +335,7 @@ def main():
         def bad_commit():
             path = repo.path("rendered", args.env, "certificates",
                              "certificate-hivemq-mqtt-tls.yaml")
+            certificates = next(s for s in syncs if s["spec"]["path"].endswith("/certificates"))
             with open(path, encoding="utf-8") as f:
                 good = yaml.safe_load(f)
             bad = copy.deepcopy(good)
@@ -303,10 +350,10 @@ def main():
             with open(path, "w", encoding="utf-8") as f:
                 yaml.safe_dump(bad, f, sort_keys=False)
             good_head = state["head"]
-            state["bad"] = repo.commit("certificates: an algorithm cert-manager does not know")
+            state["bad"] = push("certificates: an algorithm cert-manager does not know")
 
             def reported():
-                live = kustomization()
+                live = cluster.get(certificates)
                 ready = condition(live, "Ready") or {}
                 attempted = (live or {}).get("status", {}).get("lastAttemptedRevision", "")
                 source_seen = state["bad"] in ready.get("message", "") + attempted
@@ -321,7 +368,7 @@ def main():
                 raise AssertionError("lastAppliedRevision moved past the last good commit")
             if "privateKey" in cluster.get(bad)["spec"]:
                 raise AssertionError("the refused change reached the cluster")
-            return f"Ready=False {took:.1f} s after the push: {message}"
+            return f"{certificates['metadata']['name']} Ready=False {took:.1f} s after the push: {message}"
 
         results.check("bad_commit", bad_commit)
 
@@ -331,9 +378,9 @@ def main():
             repo.git("revert", "--no-edit", "HEAD")
             repo.git("push", "-q", "origin", "main")
             state["head"] = repo.git("rev-parse", "HEAD")
-            _, took = wait_for("Ready again after the revert", lambda: applied(state["head"]),
-                               TIMEOUT)
-            return f"Ready {took:.1f} s after the push"
+            request_reconcile(cluster, source)
+            took = wait_applied("Ready again after the revert")
+            return f"every Kustomization Ready {took:.1f} s after the push"
 
         results.check("recovered", recovered)
         return results.finish()

@@ -194,17 +194,30 @@ def load_yaml_docs(path):
         return [doc for doc in yaml.safe_load_all(f) if doc]
 
 
-def load_rendered(env_dir):
+def load_rendered(env_dir, with_paths=False):
     """The objects of rendered/<env>/, read as Argo CD and Flux read the directory: through its
-    kustomization.yaml (a file it does not list is not applied)."""
+    kustomization.yaml (a file it does not list is not applied). With `with_paths`, pairs of
+    (object, its file relative to env_dir)."""
     kustomization = load_yaml_docs(os.path.join(env_dir, "kustomization.yaml"))[0]
     objects = []
     for resource in kustomization.get("resources", []):
         path = os.path.join(env_dir, resource)
         if os.path.isdir(path):
-            objects += load_rendered(path)
+            inner = load_rendered(path, with_paths)
+            objects += [(o, os.path.join(resource, p)) for o, p in inner] if with_paths else inner
         else:
-            objects += load_yaml_docs(path)
+            objects += [(o, resource) if with_paths else o for o in load_yaml_docs(path)]
+    return objects
+
+
+def load_gitops(env_dir):
+    """The Argo CD and Flux objects of rendered/<env>/gitops/, every file in name order: the
+    environment's kustomization.yaml leaves them out (the bootstrap applies them)."""
+    gitops = os.path.join(env_dir, "gitops")
+    objects = []
+    for name in sorted(os.listdir(gitops)) if os.path.isdir(gitops) else []:
+        if name.endswith(".yaml"):
+            objects += load_yaml_docs(os.path.join(gitops, name))
     return objects
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """rendered/<env>/ against a real kube-apiserver (scripts/kube-stack): every object accepted by
-a strict server-side apply, a second apply changes nothing, and an object a model change removes
+a strict server-side apply (the environment's tree through its kustomization.yaml, and the Argo CD
+and Flux objects of gitops/ that the bootstrap and the roots apply), a second apply changes nothing, and an object a model change removes
 is pruned while nothing else is touched.
 
 Run against a fresh, empty cluster:
@@ -9,8 +10,9 @@ Run against a fresh, empty cluster:
 
 Steps (each printed with its time):
   crds        the CRDs the platform needs (every file in --crds), applied and Established
-  accepted    Namespaces and CRDs of rendered/<env>/ first, then everything else: no object
-              refused, every object readable afterwards
+  accepted    the namespaces Argo CD and Flux are installed in (their installations create them;
+              the gitops/ objects live there), Namespaces and CRDs of rendered/<env>/ next, then
+              everything else: no object refused, every object readable afterwards
   idempotent  applying the same tree again changes no object (content and managedFields
               identical before and after); objects whose resourceVersion still moved (an
               empty write) are listed
@@ -27,7 +29,7 @@ import sys
 import tempfile
 
 from kube import (NAMESPACE_KIND, ROOT, Cluster, Results, apply_all, copy_model, group_of,
-                  ident, install_crds, load_rendered, render_changed, show)
+                  ident, install_crds, load_gitops, load_rendered, render_changed, show)
 
 
 def managed_by(obj, manager):
@@ -75,6 +77,21 @@ def snapshot(cluster, objects):
     return state
 
 
+def rendered_tree(env_dir):
+    """Everything of rendered/<env>/ that reaches a cluster (PROVENANCE does not)."""
+    return load_rendered(env_dir) + load_gitops(env_dir)
+
+
+def tool_namespaces(objects):
+    """Namespaces the objects live in that they do not create themselves: those of the GitOps
+    tools, made by installing Argo CD or Flux."""
+    own = {o["metadata"]["name"] for o in objects
+           if (group_of(o["apiVersion"]), o["kind"]) == NAMESPACE_KIND}
+    used = {o["metadata"].get("namespace") for o in objects} - {None, ""}
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            for name in sorted(used - own)]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--env", required=True)
@@ -83,12 +100,14 @@ def main():
 
     cluster = Cluster.from_env()
     manager = f"ehs-{args.env}"
-    objects = load_rendered(os.path.join(ROOT, "rendered", args.env))
+    objects = rendered_tree(os.path.join(ROOT, "rendered", args.env))
     results = Results(f"kube::server_side_apply::{args.env}")
 
     results.check("crds", lambda: f"{len(install_crds(cluster, args.crds))} CRDs Established")
 
     def accepted():
+        for namespace in tool_namespaces(objects):
+            cluster.apply(namespace, "ehs-kube-test")
         applied, refused = apply_all(cluster, objects, manager)
         if refused:
             raise AssertionError(f"{len(refused)} of {len(objects)} objects refused:\n" +
@@ -120,7 +139,7 @@ def main():
             copy_model(work)
             changed_dir = render_changed(
                 work, args.env, lambda m: m.setdefault("exposure", {}).update(mode="ingress"))
-            changed = load_rendered(changed_dir)
+            changed = rendered_tree(changed_dir)
         removed = {ident(o) for o in objects} - {ident(o) for o in changed}
         if not any(namespace for _, _, namespace, _ in removed):
             raise AssertionError("the model change removed no namespaced object; the test "
