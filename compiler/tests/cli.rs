@@ -1008,3 +1008,30 @@ fn custom_resources_are_checked_against_the_crds_in_a_directory() {
         "no-such-dir: cannot read the CRD directory",
     );
 }
+
+#[test]
+fn graph_prints_the_connection_graph_as_text_and_as_dot() {
+    let graph = |args: &[&str]| {
+        let mut command = cargo_bin_cmd!("ehs");
+        command
+            .arg("--root")
+            .arg(repo_root())
+            .arg("graph")
+            .args(args);
+        command.assert()
+    };
+    graph(&["--env", "prod"]).success().stdout(
+        predicate::str::starts_with("# connection graph of namespace ehs-prod")
+            .and(predicate::str::contains("via hivemq-mqtt"))
+            .and(predicate::str::contains(
+                "[bridge] subscribes to device telemetry",
+            )),
+    );
+    graph(&["--env", "prod", "--format", "dot"])
+        .success()
+        .stdout(
+            predicate::str::starts_with("digraph \"ehs-prod\" {")
+                .and(predicate::str::contains("\"ehs-bridge\" -> \"kafka\"")),
+        );
+    graph(&["--env", "staging"]).code(EXIT_ERROR);
+}

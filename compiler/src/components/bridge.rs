@@ -259,6 +259,32 @@ impl super::ComponentHooks for Hooks {
         ]
     }
 
+    /// To the MQTT listener and the Kafka bootstrap its environment variables name.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow, Peer};
+        let bridge = Peer::app(&super::App {
+            platform,
+            name: APP_NAME,
+            component: NAME,
+        });
+        vec![
+            Flow::new(
+                bridge.clone(),
+                super::hivemq::pods(platform),
+                vec![tcp(super::hivemq::MQTT_PORT)],
+                "subscribes to device telemetry",
+            )
+            .via(super::hivemq::MQTT_SERVICE),
+            Flow::new(
+                bridge,
+                super::kafka::pods(platform),
+                vec![tcp(super::kafka::CLIENT_PORT)],
+                "produces telemetry and dead letters",
+            )
+            .via(super::kafka::CLIENT_SERVICE),
+        ]
+    }
+
     /// The Services behind the MQTT and Kafka addresses in its environment variables.
     fn references(_: &Platform) -> Vec<crate::validate::Reference> {
         let field = crate::validate::FieldPath::of("spec.template.spec.containers")

@@ -15,7 +15,9 @@
 //!      and objects) and `references` (references inside its objects the generic checks cannot
 //!      see) and `operator_created` (objects an operator creates from its custom resources, which
 //!      references may name) and `namespaces` (namespaces of its own besides the environment's,
-//!      for what cannot run under Pod Security restricted). The last four default to none.
+//!      for what cannot run under Pod Security restricted) and `flows` (the connections its pods
+//!      open or accept, from which the NetworkPolicies are rendered). The last five default to
+//!      none.
 //! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
 //!    templates of config files.
 //! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
@@ -56,6 +58,7 @@ macro_rules! for_each_component {
             connect => connect,
             exposure => exposure,
             certificates => certificates,
+            security => security,
         }
     };
 }
@@ -132,6 +135,7 @@ macro_rules! declare_components {
             references: <$component::Hooks as ComponentHooks>::references,
             operator_created: <$component::Hooks as ComponentHooks>::operator_created,
             namespaces: <$component::Hooks as ComponentHooks>::namespaces,
+            flows: <$component::Hooks as ComponentHooks>::flows,
         }),*];
 
         // The module name is what the generated docs and the environment schema say; `NAME` is
@@ -176,6 +180,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::graph::Flow;
 use crate::manifest::Manifest;
 use crate::model::{Count, Resources};
 use crate::resolve::Platform;
@@ -190,6 +195,7 @@ pub struct Component {
     pub references: fn(&Platform) -> Vec<Reference>,
     pub operator_created: fn(&Platform) -> Vec<(&'static str, String)>,
     pub namespaces: fn(&Platform) -> Vec<String>,
+    pub flows: fn(&Platform) -> Vec<Flow>,
 }
 
 /// What a component tells `ehs validate` about itself. Implemented by each component module's
@@ -224,6 +230,13 @@ pub trait ComponentHooks {
     fn namespaces(_platform: &Platform) -> Vec<String> {
         Vec::new()
     }
+
+    /// The connections its pods open or accept, built from the values that wire them (the
+    /// Service and port its configuration names). Every namespace is default-deny: a flow no
+    /// component declares is blocked, and a Service named in `references` needs a flow `via` it.
+    fn flows(_platform: &Platform) -> Vec<Flow> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +261,7 @@ pub fn build_all(
     for component in ALL {
         objects.extend((component.build)(platform, templates)?);
     }
+    security::annotate_checkov_skips(platform, &mut objects);
     Ok(objects)
 }
 
@@ -639,7 +653,18 @@ mod tests {
                 }
                 assert_eq!(labels["app.kubernetes.io/managed-by"], super::MANAGED_BY);
                 assert_eq!(labels["app.kubernetes.io/part-of"], super::PART_OF);
-                if object.component == "storage" {
+                let own_namespaces: Vec<String> = super::ALL
+                    .iter()
+                    .flat_map(|component| (component.namespaces)(&platform))
+                    .collect();
+                if object.component == "security"
+                    && own_namespaces
+                        .iter()
+                        .any(|own| Some(own.as_str()) == object.namespace())
+                {
+                    // Default-deny and flows of the namespaces components add.
+                    assert!(object.name().starts_with(&namespace), "{}", object.name());
+                } else if object.component == "storage" {
                     // The provisioner's own namespace and cluster-scoped objects: the
                     // environment's namespace is in their names.
                     let name = object.namespace().unwrap_or(object.name());
