@@ -221,6 +221,8 @@ fn stateful_set(app: &App) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     termination_grace_period_seconds: Some(
                         i64::try_from(bridge.config.drain_timeout_secs)

@@ -383,6 +383,8 @@ fn deployment(app: &App, config_checksum: &str) -> Deployment {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     security_context: Some(restricted_pod_security(CONNECT_UID)),
                     containers: vec![container],

@@ -413,6 +413,8 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     security_context: Some(restricted_pod_security(KAFKA_UID)),
                     containers: vec![container],

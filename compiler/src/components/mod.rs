@@ -447,16 +447,38 @@ fn runtime_default_seccomp() -> SeccompProfile {
     }
 }
 
+/// Size limit of every scratch directory (`emptyDir`): logs and temporary files must not fill
+/// the node's disk (Kafka's and HiveMQ's application logs are written there).
+const SCRATCH_SIZE_LIMIT: &str = "1Gi";
+/// Ephemeral storage of every container: its scratch directories count against it, and its
+/// log files, which the kubelet rotates at 50 MiB by default; the root filesystem is read-only.
+const EPHEMERAL_STORAGE_REQUEST: &str = "256Mi";
+const EPHEMERAL_STORAGE_LIMIT: &str = "2Gi";
+
 pub fn resource_requirements(resources: &Resources) -> ResourceRequirements {
-    let amounts = |cpu: &crate::model::Quantity, memory: &crate::model::Quantity| {
-        BTreeMap::from([
-            ("cpu".to_owned(), cpu.to_k8s()),
-            ("memory".to_owned(), memory.to_k8s()),
-        ])
-    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let amounts =
+        |cpu: &crate::model::Quantity, memory: &crate::model::Quantity, ephemeral_storage: &str| {
+            BTreeMap::from([
+                ("cpu".to_owned(), cpu.to_k8s()),
+                ("memory".to_owned(), memory.to_k8s()),
+                (
+                    "ephemeral-storage".to_owned(),
+                    Quantity(ephemeral_storage.to_owned()),
+                ),
+            ])
+        };
     ResourceRequirements {
-        requests: Some(amounts(&resources.requests.cpu, &resources.requests.memory)),
-        limits: Some(amounts(&resources.limits.cpu, &resources.limits.memory)),
+        requests: Some(amounts(
+            &resources.requests.cpu,
+            &resources.requests.memory,
+            EPHEMERAL_STORAGE_REQUEST,
+        )),
+        limits: Some(amounts(
+            &resources.limits.cpu,
+            &resources.limits.memory,
+            EPHEMERAL_STORAGE_LIMIT,
+        )),
         ..Default::default()
     }
 }
@@ -466,7 +488,12 @@ pub fn scratch_volume(name: &str, mount_path: &str) -> (Volume, VolumeMount) {
     (
         Volume {
             name: name.to_owned(),
-            empty_dir: Some(Default::default()),
+            empty_dir: Some(k8s_openapi::api::core::v1::EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    SCRATCH_SIZE_LIMIT.to_owned(),
+                )),
+            }),
             ..Default::default()
         },
         VolumeMount {
@@ -559,6 +586,8 @@ pub fn run_once_job(
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // Nothing a run-once Job does calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     restart_policy: Some("OnFailure".to_owned()),
                     security_context: Some(restricted_pod_security(uid)),
                     containers: vec![container],
@@ -603,7 +632,8 @@ pub fn restricted_container(name: &str, image: String, resources: &Resources) ->
     Container {
         name: name.to_owned(),
         image: Some(image),
-        image_pull_policy: Some("IfNotPresent".to_owned()),
+        // Tags can move: pull on every start so a pod runs what the tag names now.
+        image_pull_policy: Some("Always".to_owned()),
         security_context: Some(restricted_container_security()),
         resources: Some(resource_requirements(resources)),
         ..Default::default()

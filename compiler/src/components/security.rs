@@ -85,8 +85,10 @@ pub struct KubernetesApiLayer {
 pub struct CheckovSkip {
     /// checkov's check id, e.g. `CKV_K8S_43`.
     pub check: String,
-    /// Kind and name of the rendered object it does not apply to.
+    /// Kind of the rendered object it does not apply to.
     pub kind: String,
+    /// Name of that object, or of its application (`app.kubernetes.io/name`): Jobs carry a
+    /// hash of what they run in their name, e.g. `kafka-topics` for `kafka-topics-adda3881`.
     pub name: String,
     /// Why it does not apply; shown in checkov's report.
     pub reason: String,
@@ -319,25 +321,48 @@ pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, Compon
     Ok(objects)
 }
 
-/// Puts each declared checkov skip on its object as `checkov.io/skip<n>: <check>=<reason>`,
-/// numbered per object in declaration order. Skips naming no rendered object are left for
-/// [`Hooks::invariants`] to report.
+/// CKV_K8S_43 ("image should use digest"): the environment acknowledges tag-only images.
+const DIGEST_CHECK: &str = "CKV_K8S_43";
+
+fn skip_applies(skip: &CheckovSkip, object: &Manifest) -> bool {
+    let app = object
+        .value
+        .pointer("/metadata/labels/app.kubernetes.io~1name")
+        .and_then(Value::as_str);
+    object.kind() == skip.kind && (object.name() == skip.name || app == Some(skip.name.as_str()))
+}
+
+/// Puts each declared checkov skip on its objects as `checkov.io/skip<n>: <check>=<reason>`,
+/// numbered per object: the declared ones in order, then CKV_K8S_43 with
+/// `tagOnlyImagesReason` on objects running an image without digest when it is given. A skip
+/// naming no rendered object is no finding: the defaults name objects an environment may not
+/// render (the provisioner with `storage.provisioner: none`), and a misspelt one skips nothing,
+/// so checkov still fails.
 pub fn annotate_checkov_skips(platform: &Platform, objects: &mut [Manifest]) {
-    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for skip in &platform.security.checkov_skips {
-        for object in objects.iter_mut() {
-            if object.kind() != skip.kind || object.name() != skip.name {
-                continue;
+    let security = &platform.security;
+    for object in objects.iter_mut() {
+        let mut skips: Vec<String> = security
+            .checkov_skips
+            .iter()
+            .filter(|skip| skip_applies(skip, object))
+            .map(|skip| format!("{}={}", skip.check, skip.reason))
+            .collect();
+        if let Some(reason) = &security.tag_only_images_reason {
+            let mut found = Vec::new();
+            images(&object.value, &FieldPath::root(), &mut found);
+            if found.iter().any(|(_, image)| !image.contains("@sha256:")) {
+                skips.push(format!("{DIGEST_CHECK}={reason}"));
             }
-            let key = (skip.kind.clone(), skip.name.clone());
-            let count = counts.entry(key).or_insert(0);
-            *count += 1;
-            let metadata = &mut object.value["metadata"];
-            if !metadata["annotations"].is_object() {
-                metadata["annotations"] = Value::Object(serde_json::Map::new());
-            }
-            metadata["annotations"][format!("checkov.io/skip{count}")] =
-                Value::String(format!("{}={}", skip.check, skip.reason));
+        }
+        if skips.is_empty() {
+            continue;
+        }
+        let metadata = &mut object.value["metadata"];
+        if !metadata["annotations"].is_object() {
+            metadata["annotations"] = Value::Object(serde_json::Map::new());
+        }
+        for (index, skip) in skips.into_iter().enumerate() {
+            metadata["annotations"][format!("checkov.io/skip{}", index + 1)] = Value::String(skip);
         }
     }
 }
@@ -404,19 +429,6 @@ impl ComponentHooks for Hooks {
     fn invariants(platform: &Platform, objects: &[Manifest], report: &mut Report) {
         flows_cover_references(platform, report);
         for (index, skip) in platform.security.checkov_skips.iter().enumerate() {
-            let rendered = objects
-                .iter()
-                .any(|object| object.kind() == skip.kind && object.name() == skip.name);
-            if !rendered {
-                report.model(
-                    format!("security.checkovSkips[{index}]"),
-                    format!(
-                        "no rendered {} is named `{}`; name an object of this environment \
-                         or remove the skip",
-                        skip.kind, skip.name
-                    ),
-                );
-            }
             if skip.reason.trim().is_empty() {
                 report.model(
                     format!("security.checkovSkips[{index}].reason"),
@@ -719,11 +731,24 @@ mod tests {
         assert_eq!(annotations["checkov.io/skip1"], "CKV_K8S_1=because");
         assert_eq!(annotations["checkov.io/skip2"], "CKV_K8S_2=because");
 
-        dev.security.checkov_skips = vec![skip("CKV_K8S_1", "zookeeper")];
+        // Only the digest check, with the acknowledged reason: the skips name the StatefulSet.
+        let topics = objects
+            .iter()
+            .find(|object| object.kind() == "Job" && object.name().starts_with("kafka-topics-"))
+            .unwrap();
+        assert_eq!(
+            topics.value["metadata"]["annotations"]["checkov.io/skip1"],
+            "CKV_K8S_43=development follows image tags"
+        );
+
+        dev.security.checkov_skips = vec![CheckovSkip {
+            reason: " ".to_owned(),
+            ..skip("CKV_K8S_1", "kafka")
+        }];
         let objects = rendered(&dev);
         let findings = findings_of("dev", |report| Hooks::invariants(&dev, &objects, report));
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].1, "security.checkovSkips[0]");
+        assert_eq!(findings[0].1, "security.checkovSkips[0].reason");
     }
 
     #[test]
