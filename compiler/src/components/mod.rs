@@ -558,8 +558,8 @@ pub fn short_hash(text: &str, hex_chars: usize) -> String {
 }
 
 /// A Job of `app` that runs `container` once to completion. Jobs are immutable, so the name
-/// carries a hash of the image and of `what_it_does` (the scripts and data it runs): a change
-/// yields a new Job, an unchanged one is left alone.
+/// carries a hash of its container, its volumes and `what_it_does` (the scripts and data it
+/// runs): a change yields a new Job, an unchanged one is left alone.
 pub fn run_once_job(
     app: &App,
     what_it_does: &str,
@@ -569,11 +569,13 @@ pub fn run_once_job(
     backoff_limit: i32,
     active_deadline_seconds: i64,
 ) -> Job {
-    let image = container.image.clone().unwrap_or_default();
+    // The whole container and its volumes, not only the image: a Job's pod template cannot be
+    // changed in place either (a new security setting or limit needs a new Job too).
+    let pod = serde_json::to_string(&(&container, &volumes)).unwrap_or_default();
     let name = format!(
         "{}-{}",
         app.name,
-        short_hash(&format!("{image}\n{what_it_does}"), 8)
+        short_hash(&format!("{pod}\n{what_it_does}"), 8)
     );
     Job {
         metadata: app.metadata(&name),
