@@ -14,7 +14,7 @@ use ehs_bench::kafka::{create_topic, delete_topics, high_watermarks, StartAt, To
 use ehs_bench::publisher::{publish, PublishPlan};
 use ehs_bench::stack::Stack;
 use ehs_bench::subscriber::Subscriber;
-use ehs_bench::telemetry::{unique_name, Fleet, TOPIC_PATTERN};
+use ehs_bench::telemetry::{payload, unique_name, Fleet, TOPIC_PATTERN};
 use ehs_bench::verify::{self, check, deliveries, latencies_ms, quantile, Delivery};
 use ehs_contract::{OutputEncoding, PayloadAdapter};
 use serde::Serialize;
@@ -238,6 +238,7 @@ impl Bench {
             qos,
             rate_per_sec: None,
             window: self.args.window,
+            payload,
         }
     }
 

@@ -11,7 +11,9 @@ use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, MqttOptions}
 use rumqttc::Outgoing;
 
 use crate::stack::Stack;
-use crate::telemetry::{now_ms, payload, Fleet, SEQ_PROPERTY};
+#[cfg(doc)]
+use crate::telemetry::payload;
+use crate::telemetry::{now_ms, Fleet, SEQ_PROPERTY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -49,6 +51,8 @@ pub struct PublishPlan {
     pub rate_per_sec: Option<u32>,
     /// Largest number of QoS 1 messages awaiting PUBACK.
     pub window: u16,
+    /// Body of message `seq` sent at the given epoch milliseconds, e.g. [`payload`].
+    pub payload: fn(u64, i64) -> String,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +149,7 @@ pub async fn publish(
             }
         }
         let id = plan.fleet.message(plan.first_index + offset);
-        let body = payload(id.seq, now_ms());
+        let body = (plan.payload)(id.seq, now_ms());
         let properties = PublishProperties {
             user_properties: vec![(SEQ_PROPERTY.to_owned(), id.seq.to_string())],
             ..PublishProperties::default()

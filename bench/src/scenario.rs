@@ -12,7 +12,7 @@ use crate::bridge_process::{BridgeProcess, BridgeProcessError, BridgeSpec};
 use crate::kafka::{create_topic, delete_topics, KafkaHarnessError, StartAt, TopicReader};
 use crate::publisher::{publish, PublishError, PublishPlan, PublishReport};
 use crate::stack::{Stack, StackError, StackLock};
-use crate::telemetry::{unique_name, Fleet, TOPIC_PATTERN};
+use crate::telemetry::{payload, unique_name, Fleet, TOPIC_PATTERN};
 use crate::verify::{deliveries, distinct, Delivery};
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +147,7 @@ impl Scenario {
             qos: 1,
             rate_per_sec: Some(rate),
             window: 200,
+            payload,
         };
         self.runtime
             .spawn(async move { publish(&stack, &client_id, plan).await })

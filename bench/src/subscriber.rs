@@ -42,6 +42,12 @@ pub struct SubscribeReport {
     pub last_at_ms: Option<i64>,
 }
 
+struct Subscription {
+    filter: String,
+    qos: u8,
+    receive_maximum: u16,
+}
+
 /// A running subscriber; [`Subscriber::finish`] waits for its result.
 pub struct Subscriber {
     task: JoinHandle<Result<SubscribeReport, SubscribeError>>,
@@ -60,6 +66,46 @@ impl Subscriber {
         expected: u64,
         idle: Duration,
     ) -> Result<Self, SubscribeError> {
+        let subscription = Subscription {
+            filter: fleet.filter(),
+            qos,
+            receive_maximum,
+        };
+        Self::subscribe(stack, client_id, fleet, subscription, expected, idle).await
+    }
+
+    /// One member of the shared subscription `$share/<group>/<fleet filter>` at QoS 1, as the
+    /// bridge subscribes: the broker spreads the fleet's messages over the group's members.
+    pub async fn start_shared(
+        stack: &Stack,
+        client_id: &str,
+        group: &str,
+        fleet: Fleet,
+        receive_maximum: u16,
+        expected: u64,
+        idle: Duration,
+    ) -> Result<Self, SubscribeError> {
+        let subscription = Subscription {
+            filter: format!("$share/{group}/{}", fleet.filter()),
+            qos: 1,
+            receive_maximum,
+        };
+        Self::subscribe(stack, client_id, fleet, subscription, expected, idle).await
+    }
+
+    async fn subscribe(
+        stack: &Stack,
+        client_id: &str,
+        fleet: Fleet,
+        subscription: Subscription,
+        expected: u64,
+        idle: Duration,
+    ) -> Result<Self, SubscribeError> {
+        let Subscription {
+            filter,
+            qos,
+            receive_maximum,
+        } = subscription;
         let mut options = MqttOptions::new(client_id, stack.mqtt_host.clone(), stack.mqtt_port);
         options
             .set_keep_alive(Duration::from_secs(30))
@@ -72,7 +118,7 @@ impl Subscriber {
             QoS::AtLeastOnce
         };
         client
-            .subscribe(fleet.filter(), level)
+            .subscribe(filter, level)
             .await
             .map_err(|source| SubscribeError::Request {
                 client_id: client_id.to_owned(),

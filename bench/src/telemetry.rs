@@ -17,6 +17,9 @@ pub struct MessageId {
 /// shared Kafka topic.
 #[derive(Debug, Clone)]
 pub struct Fleet {
+    /// First topic level: `ehs` for the bridge's pattern; another root keeps a broker-only
+    /// measurement away from bridges subscribed to `ehs/...`.
+    pub root: String,
     pub home: String,
     pub device_prefix: String,
     pub devices: u32,
@@ -25,10 +28,16 @@ pub struct Fleet {
 impl Fleet {
     pub fn new(home: impl Into<String>, device_prefix: impl Into<String>, devices: u32) -> Self {
         Self {
+            root: "ehs".to_owned(),
             home: home.into(),
             device_prefix: device_prefix.into(),
             devices: devices.max(1),
         }
+    }
+
+    pub fn with_root(mut self, root: impl Into<String>) -> Self {
+        self.root = root.into();
+        self
     }
 
     /// The `index`-th message of the run; devices take turns so each device's messages are
@@ -57,12 +66,17 @@ impl Fleet {
     }
 
     pub fn topic(&self, device: u32) -> String {
-        format!("ehs/{}/{}/telemetry", self.home, self.device_name(device))
+        format!(
+            "{}/{}/{}/telemetry",
+            self.root,
+            self.home,
+            self.device_name(device)
+        )
     }
 
     /// The MQTT filter matching exactly this fleet's telemetry topics.
     pub fn filter(&self) -> String {
-        format!("ehs/{}/+/telemetry", self.home)
+        format!("{}/{}/+/telemetry", self.root, self.home)
     }
 
     /// All ids of messages `first..first + count`.
@@ -85,6 +99,21 @@ pub fn payload(seq: u64, sent_at_ms: i64) -> String {
     let power_w = 400.0 + (seq % 100) as f64 * 0.5;
     format!(r#"{{"ts":{sent_at_ms},"power_w":{power_w:.1}}}"#)
 }
+
+/// A meter's message: three readings (power, voltage, current) and the publish time in
+/// milliseconds as `ts`, which becomes each row's `time` and the start of publish→row latency.
+pub fn meter_payload(seq: u64, sent_at_ms: i64) -> String {
+    let step = (seq % 100) as f64;
+    let power_w = 400.0 + step * 0.5;
+    let voltage_v = 229.0 + step * 0.02;
+    let current_a = power_w / voltage_v;
+    format!(
+        r#"{{"ts":{sent_at_ms},"power_w":{power_w:.1},"voltage_v":{voltage_v:.2},"current_a":{current_a:.3}}}"#
+    )
+}
+
+/// Readings in one [`meter_payload`].
+pub const METER_READINGS: u64 = 3;
 
 /// Reads `ts` back from a [`payload`].
 pub fn parse_sent_at(bytes: &[u8]) -> Option<i64> {
@@ -123,6 +152,19 @@ mod tests {
         assert_eq!(fleet.parse_device(&fleet.device_name(2)), Some(2));
         assert_eq!(fleet.parse_device("q0d00002"), None);
         assert_eq!(fleet.topic(2), "ehs/h/q1d00002/telemetry");
+    }
+
+    #[test]
+    fn meter_payload_has_three_readings_and_the_publish_time() {
+        let body = meter_payload(5, 1_700_000_000_123);
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let object = value.as_object().unwrap();
+        assert_eq!(object.len() as u64, METER_READINGS + 1, "{body}");
+        assert_eq!(parse_sent_at(body.as_bytes()), Some(1_700_000_000_123));
+        assert_eq!(
+            Fleet::new("h", "d", 1).with_root("bench").filter(),
+            "bench/h/+/telemetry"
+        );
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use clap::Parser;
 pub use ehs_contract::config::LogFormat;
-use ehs_contract::config::{is_plain_name, BridgeConfig, Problem};
+use ehs_contract::config::{is_plain_name, BridgeConfig, KafkaSaslMechanism, Problem};
 use ehs_contract::env;
 use ehs_contract::{format_payload_routes, OutputEncoding, PayloadRoute};
 
+use crate::secret::{redact_url, Secret};
 use crate::topic::{TopicError, TopicFilter, TopicPattern};
 
 /// Room for topic, properties and headers around a payload.
@@ -32,24 +33,35 @@ pub enum ConfigError {
     /// A value [`BridgeConfig::validate`] accepted but the runtime parser did not: a bug.
     #[error("{0}")]
     Topic(#[from] TopicError),
-    #[error("--kafka-bootstrap-servers / {var}: expected comma-separated host:port entries, got `{0}`", var = env::KAFKA_BOOTSTRAP_SERVERS)]
+    /// Holds the value with any userinfo already removed ([`redact_url`]).
+    #[error("--kafka-bootstrap-servers / {var}: expected comma-separated host:port entries (credentials go in {file}), got `{0}`", var = env::KAFKA_BOOTSTRAP_SERVERS, file = env::KAFKA_SASL_PASSWORD_FILE)]
     Bootstrap(String),
     #[error("--kafka-topic and --kafka-dead-letter-topic must be valid Kafka topic names (1-249 of [a-zA-Z0-9._-]) and differ, got `{0}`")]
     KafkaTopic(String),
+    /// `entry` is the key alone whenever the value could be a secret.
     #[error("--kafka-producer-overrides / {var}: `{entry}` {reason}", var = env::KAFKA_PRODUCER_OVERRIDES)]
-    ProducerOverride { entry: String, reason: &'static str },
+    ProducerOverride { entry: String, reason: String },
     #[error("cannot read credential file {path}")]
     CredentialFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{username} and {password} must be set together", username = env::MQTT_USERNAME_FILE, password = env::MQTT_PASSWORD_FILE)]
-    HalfCredentials,
+    #[error("{username} and {password} must be set together")]
+    HalfCredentials {
+        username: &'static str,
+        password: &'static str,
+    },
+    #[error("--kafka-sasl-mechanism / {var} needs {username} and {password}", var = env::KAFKA_SASL_MECHANISM, username = env::KAFKA_SASL_USERNAME_FILE, password = env::KAFKA_SASL_PASSWORD_FILE)]
+    SaslMechanismWithoutCredentials,
 }
 
 /// Raw command line; [`Args::validate`] turns it into a [`Config`].
-#[derive(Debug, Parser)]
+///
+/// Deliberately not `Debug`: the MQTT URL and the producer overrides are free text someone may
+/// have written a password into, and only [`Args::validate`]'s redacting errors may show them.
+/// For the same reason `--help` hides their environment values.
+#[derive(Parser)]
 #[command(
     name = "ehs-bridge",
     version,
@@ -57,7 +69,7 @@ pub enum ConfigError {
 )]
 pub struct Args {
     /// MQTT broker, `mqtt://host:port` (or `tcp://`).
-    #[arg(long, env = env::MQTT_URL)]
+    #[arg(long, env = env::MQTT_URL, hide_env_values = true)]
     pub mqtt_url: String,
     /// Client id that survives restarts (the StatefulSet pod name), so a restarted replica
     /// resumes its persistent session.
@@ -111,8 +123,22 @@ pub struct Args {
     #[arg(long, env = env::KAFKA_DEAD_LETTER_TOPIC)]
     pub kafka_dead_letter_topic: String,
     /// Extra librdkafka producer settings, `key=value,...` (e.g. `linger.ms=5`).
-    #[arg(long, env = env::KAFKA_PRODUCER_OVERRIDES, value_delimiter = ',')]
+    /// Credentials are refused here; see the --kafka-sasl-* settings.
+    #[arg(long, env = env::KAFKA_PRODUCER_OVERRIDES, value_delimiter = ',', hide_env_values = true)]
     pub kafka_producer_overrides: Vec<String>,
+    // --- Kafka SASL credentials (issue 13) ---
+    /// SASL mechanism for Kafka: SCRAM-SHA-512 (default when the credential files are given) or
+    /// PLAIN. `security.protocol` becomes SASL_SSL when the overrides ask for TLS
+    /// (`security.protocol=ssl`), SASL_PLAINTEXT otherwise.
+    #[arg(long, env = env::KAFKA_SASL_MECHANISM, value_parser = parse_sasl_mechanism)]
+    pub kafka_sasl_mechanism: Option<KafkaSaslMechanism>,
+    /// File holding the Kafka SASL username (a mounted Secret).
+    #[arg(long, env = env::KAFKA_SASL_USERNAME_FILE)]
+    pub kafka_sasl_username_file: Option<PathBuf>,
+    /// File holding the Kafka SASL password (a mounted Secret).
+    #[arg(long, env = env::KAFKA_SASL_PASSWORD_FILE)]
+    pub kafka_sasl_password_file: Option<PathBuf>,
+    // --- end Kafka SASL credentials ---
     /// `json` or `connect-json` (Kafka Connect JsonConverter envelope).
     #[arg(long, env = env::OUTPUT_ENCODING, default_value_t = defaults().output_encoding, value_parser = parse_encoding)]
     pub output_encoding: OutputEncoding,
@@ -146,6 +172,15 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
     one_of(text, "log format", &LogFormat::ALL, LogFormat::name)
 }
 
+fn parse_sasl_mechanism(text: &str) -> Result<KafkaSaslMechanism, String> {
+    one_of(
+        text,
+        "SASL mechanism",
+        &KafkaSaslMechanism::ALL,
+        KafkaSaslMechanism::name,
+    )
+}
+
 fn one_of<T: Copy>(
     text: &str,
     what: &str,
@@ -164,10 +199,18 @@ fn one_of<T: Copy>(
         })
 }
 
+/// A username and its password, read from mounted files; the password prints as `[redacted]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
-    pub password: String,
+    pub password: Secret,
+}
+
+/// How the bridge logs in to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSasl {
+    pub mechanism: KafkaSaslMechanism,
+    pub credentials: Credentials,
 }
 
 /// A route with its filter parsed for matching.
@@ -195,7 +238,9 @@ pub struct Config {
     pub bootstrap_servers: String,
     pub kafka_topic: String,
     pub dead_letter_topic: String,
+    /// Free-form librdkafka settings; none of them is a credential (those are refused).
     pub producer_overrides: Vec<(String, String)>,
+    pub kafka_sasl: Option<KafkaSasl>,
     pub encoding: OutputEncoding,
     pub max_in_flight: usize,
     pub http_listen: SocketAddr,
@@ -281,13 +326,26 @@ impl Args {
             return Err(ConfigError::KafkaTopic(self.kafka_topic));
         }
         let producer_overrides = parse_producer_overrides(&self.kafka_producer_overrides)?;
-        let credentials = match (&self.mqtt_username_file, &self.mqtt_password_file) {
-            (None, None) => None,
-            (Some(user), Some(pass)) => Some(Credentials {
-                username: read_secret(user)?,
-                password: read_secret(pass)?,
+        let credentials = read_credentials(
+            self.mqtt_username_file.as_ref(),
+            self.mqtt_password_file.as_ref(),
+            (env::MQTT_USERNAME_FILE, env::MQTT_PASSWORD_FILE),
+        )?;
+        let kafka_sasl = match read_credentials(
+            self.kafka_sasl_username_file.as_ref(),
+            self.kafka_sasl_password_file.as_ref(),
+            (env::KAFKA_SASL_USERNAME_FILE, env::KAFKA_SASL_PASSWORD_FILE),
+        )? {
+            Some(credentials) => Some(KafkaSasl {
+                mechanism: self
+                    .kafka_sasl_mechanism
+                    .unwrap_or(KafkaSaslMechanism::ScramSha512),
+                credentials,
             }),
-            _ => return Err(ConfigError::HalfCredentials),
+            None if self.kafka_sasl_mechanism.is_some() => {
+                return Err(ConfigError::SaslMechanismWithoutCredentials)
+            }
+            None => None,
         };
         Ok(Config {
             mqtt_host,
@@ -306,6 +364,7 @@ impl Args {
             kafka_topic: self.kafka_topic,
             dead_letter_topic: self.kafka_dead_letter_topic,
             producer_overrides,
+            kafka_sasl,
             encoding: settings.output_encoding,
             max_in_flight: settings.max_in_flight,
             http_listen: self.http_listen,
@@ -330,27 +389,68 @@ const PROTECTED_PRODUCER_KEYS: [&str; 10] = [
     "max.in.flight",
 ];
 
+/// Why `key` may not be overridden, if it may not: the bridge's own delivery settings, and every
+/// credential, which would otherwise sit in the pod spec as a plain environment value.
+fn refused_producer_key(key: &str) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    let instead = |flag: &str, var: &str| format!("is a credential setting; use {flag} / {var}");
+    if PROTECTED_PRODUCER_KEYS.contains(&lower.as_str()) {
+        return Some("would weaken at-least-once delivery; the bridge sets it itself".to_owned());
+    }
+    match lower.as_str() {
+        "sasl.username" => Some(format!(
+            "is a credential; give it as a file with --kafka-sasl-username-file / {}",
+            env::KAFKA_SASL_USERNAME_FILE
+        )),
+        "sasl.password" => Some(format!(
+            "is a credential; give it as a file with --kafka-sasl-password-file / {}",
+            env::KAFKA_SASL_PASSWORD_FILE
+        )),
+        "sasl.mechanism" | "sasl.mechanisms" => {
+            Some(instead("--kafka-sasl-mechanism", env::KAFKA_SASL_MECHANISM))
+        }
+        _ if lower.contains("password")
+            || lower.contains("secret")
+            || SECRET_PRODUCER_KEYS.contains(&lower.as_str()) =>
+        {
+            Some(format!(
+                "would put a secret into the pod spec as a plain environment value; mount it \
+                 from a Secret as a file instead (SASL: --kafka-sasl-username-file / {} and \
+                 --kafka-sasl-password-file / {}; TLS keys: an unencrypted key file through \
+                 ssl.key.location)",
+                env::KAFKA_SASL_USERNAME_FILE,
+                env::KAFKA_SASL_PASSWORD_FILE
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Secret-bearing librdkafka settings whose names say neither `password` nor `secret`.
+const SECRET_PRODUCER_KEYS: [&str; 2] = ["ssl.key.pem", "sasl.oauthbearer.config"];
+
 fn parse_producer_overrides(entries: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
     entries
         .iter()
         .map(|entry| entry.trim())
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            let fail = |reason| ConfigError::ProducerOverride {
-                entry: entry.to_owned(),
-                reason,
+            // Entries that fail are shown by key only: the value may be a secret. An entry
+            // without `=` is shown whole; it cannot be the tail of a secret value split at a
+            // comma, because that secret's own entry comes first and is refused by key.
+            let fail = |shown: &str, reason: &str| ConfigError::ProducerOverride {
+                entry: shown.to_owned(),
+                reason: reason.to_owned(),
             };
             let (key, value) = entry
                 .split_once('=')
-                .ok_or_else(|| fail("is not of the form key=value"))?;
+                .ok_or_else(|| fail(entry, "is not of the form key=value"))?;
             let key = key.trim();
             if key.is_empty() {
-                return Err(fail("has an empty key"));
+                return Err(fail("=…", "has an empty key"));
             }
-            if PROTECTED_PRODUCER_KEYS.contains(&key) {
-                return Err(fail(
-                    "would weaken at-least-once delivery; the bridge sets it itself",
-                ));
+            if let Some(reason) = refused_producer_key(key) {
+                return Err(fail(key, &reason));
             }
             Ok((key.to_owned(), value.trim().to_owned()))
         })
@@ -368,7 +468,10 @@ fn is_kafka_topic(name: &str) -> bool {
 
 fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
     let fail = |reason: &str| ConfigError::MqttUrl {
-        reason: format!("{reason} (got `{url}`, expected mqtt://host:port)"),
+        reason: format!(
+            "{reason} (got `{}`, expected mqtt://host:port)",
+            redact_url(url)
+        ),
     };
     let rest = url
         .strip_prefix("mqtt://")
@@ -376,9 +479,12 @@ fn parse_mqtt_url(url: &str) -> Result<(String, u16), ConfigError> {
         .ok_or_else(|| fail("unsupported scheme; TLS is not built in"))?;
     let rest = rest.trim_end_matches('/');
     if rest.contains(['/', '?', '@']) {
-        return Err(fail(
-            "paths, query strings and inline credentials are not accepted",
-        ));
+        return Err(fail(&format!(
+            "paths, query strings and inline credentials are not accepted; give credentials \
+             as files with {} and {}",
+            env::MQTT_USERNAME_FILE,
+            env::MQTT_PASSWORD_FILE
+        )));
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) => (host, port.parse::<u16>().map_err(|_| fail("invalid port"))?),
@@ -397,19 +503,43 @@ fn validate_bootstrap(servers: &str) -> Result<String, ConfigError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
+    // `@` would be userinfo: credentials the bridge must not pass on or print.
     let valid = !entries.is_empty()
         && entries.iter().all(|entry| {
-            entry.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-            })
+            !entry.contains('@')
+                && entry.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                })
         });
     if valid {
         Ok(entries.join(","))
     } else {
-        Err(ConfigError::Bootstrap(servers.to_owned()))
+        let shown: Vec<String> = servers.split(',').map(redact_url).collect();
+        Err(ConfigError::Bootstrap(shown.join(",")))
     }
 }
 
+/// Both files or neither; `vars` names them for the error.
+fn read_credentials(
+    username: Option<&PathBuf>,
+    password: Option<&PathBuf>,
+    (username_var, password_var): (&'static str, &'static str),
+) -> Result<Option<Credentials>, ConfigError> {
+    match (username, password) {
+        (None, None) => Ok(None),
+        (Some(username), Some(password)) => Ok(Some(Credentials {
+            username: read_secret(username)?,
+            password: Secret::new(read_secret(password)?),
+        })),
+        _ => Err(ConfigError::HalfCredentials {
+            username: username_var,
+            password: password_var,
+        }),
+    }
+}
+
+/// The file's text without its trailing newline. An unreadable file's error names the path
+/// only: the OS error never quotes a file's contents.
 fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
@@ -624,7 +754,7 @@ mod tests {
             config.credentials,
             Some(Credentials {
                 username: "bridge".into(),
-                password: "s3cret".into()
+                password: Secret::new("s3cret")
             })
         );
         let missing = dir.join("missing");
@@ -636,6 +766,204 @@ mod tests {
         ])
         .expect_err("invalid configuration");
         assert!(err.contains("cannot read credential file"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A password no message may contain.
+    const SENTINEL: &str = "Sentinel-Pa55word-4711";
+
+    fn assert_no_sentinel(text: &str) {
+        assert!(!text.contains(SENTINEL), "secret leaked: {text}");
+        assert!(
+            !text.contains("Pa55word"),
+            "part of a secret leaked: {text}"
+        );
+    }
+
+    fn secret_files(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ehs-bridge-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let user = dir.join("username");
+        let pass = dir.join("password");
+        std::fs::write(&user, "bridge\n").expect("write");
+        std::fs::write(&pass, format!("{SENTINEL}\n")).expect("write");
+        (dir, user, pass)
+    }
+
+    #[test]
+    fn config_and_credentials_never_format_the_password() {
+        let (dir, user, pass) = secret_files("debug");
+        let (user, pass) = (user.to_str().expect("utf8"), pass.to_str().expect("utf8"));
+        let config = args(&[
+            "--mqtt-username-file",
+            user,
+            "--mqtt-password-file",
+            pass,
+            "--kafka-sasl-username-file",
+            user,
+            "--kafka-sasl-password-file",
+            pass,
+        ])
+        .expect("valid");
+        let mqtt = config.credentials.as_ref().expect("mqtt credentials");
+        let sasl = config.kafka_sasl.as_ref().expect("kafka credentials");
+        // The secret was read, so its absence below is redaction, not a missing value.
+        assert_eq!(mqtt.password.expose(), SENTINEL);
+        assert_eq!(sasl.credentials.password.expose(), SENTINEL);
+        assert_eq!(sasl.mechanism, KafkaSaslMechanism::ScramSha512);
+        for text in [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{mqtt:?}"),
+            format!("{sasl:?}"),
+            format!("{}", mqtt.password),
+        ] {
+            assert_no_sentinel(&text);
+            assert!(text.contains(crate::secret::REDACTED), "{text}");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn kafka_sasl_settings() {
+        let (dir, user, pass) = secret_files("sasl");
+        let (user, pass) = (user.to_str().expect("utf8"), pass.to_str().expect("utf8"));
+        let sasl = |extra: &[&str]| {
+            let mut argv = vec![
+                "--kafka-sasl-username-file",
+                user,
+                "--kafka-sasl-password-file",
+                pass,
+            ];
+            argv.extend_from_slice(extra);
+            args(&argv)
+        };
+        let config = sasl(&["--kafka-sasl-mechanism", "PLAIN"]).expect("valid");
+        let client = crate::kafka::client_config(&config);
+        assert_eq!(client.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(client.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(client.get("sasl.username"), Some("bridge"));
+        assert_eq!(client.get("sasl.password"), Some(SENTINEL));
+        let config = sasl(&["--kafka-producer-overrides", "security.protocol=ssl"]).expect("tls");
+        let client = crate::kafka::client_config(&config);
+        assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        let plain = crate::kafka::client_config(&args(&[]).expect("defaults"));
+        assert_eq!(plain.get("sasl.password"), None);
+        assert_eq!(plain.get("security.protocol"), None);
+
+        let err = args(&["--kafka-sasl-mechanism", "PLAIN"]).expect_err("no files");
+        assert!(err.contains(env::KAFKA_SASL_PASSWORD_FILE), "{err}");
+        let err = args(&["--kafka-sasl-password-file", pass]).expect_err("half");
+        assert!(
+            err.contains("EHS_KAFKA_SASL_USERNAME_FILE and EHS_KAFKA_SASL_PASSWORD_FILE must be set together"),
+            "{err}"
+        );
+        assert_no_sentinel(&err);
+        let err = sasl(&["--kafka-sasl-mechanism", "GSSAPI"]).expect_err("unknown mechanism");
+        assert!(err.contains("SCRAM-SHA-512, PLAIN"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn credentials_in_overrides_are_refused_by_key_with_the_file_setting_to_use() {
+        for (entry, key, hint) in [
+            (
+                format!("sasl.password={SENTINEL}"),
+                "sasl.password",
+                "--kafka-sasl-password-file / EHS_KAFKA_SASL_PASSWORD_FILE",
+            ),
+            (
+                format!("sasl.username={SENTINEL}"),
+                "sasl.username",
+                "--kafka-sasl-username-file / EHS_KAFKA_SASL_USERNAME_FILE",
+            ),
+            (
+                "sasl.mechanism=PLAIN".to_owned(),
+                "sasl.mechanism",
+                "--kafka-sasl-mechanism / EHS_KAFKA_SASL_MECHANISM",
+            ),
+            (
+                format!("ssl.key.password={SENTINEL}"),
+                "ssl.key.password",
+                "ssl.key.location",
+            ),
+            (
+                format!("ssl.keystore.password={SENTINEL}"),
+                "ssl.keystore.password",
+                "mount it from a Secret as a file",
+            ),
+            (
+                format!("sasl.oauthbearer.client.secret={SENTINEL}"),
+                "sasl.oauthbearer.client.secret",
+                "mount it from a Secret as a file",
+            ),
+            (
+                format!("ssl.key.pem={SENTINEL}"),
+                "ssl.key.pem",
+                "mount it from a Secret as a file",
+            ),
+            // A secret holding a comma: its first part is refused before the rest is looked at.
+            (
+                format!("linger.ms=5,SASL.PASSWORD=a,{SENTINEL}"),
+                "SASL.PASSWORD",
+                "EHS_KAFKA_SASL_PASSWORD_FILE",
+            ),
+        ] {
+            let err = args(&["--kafka-producer-overrides", &entry]).expect_err("refused");
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+            assert!(err.contains(hint), "{err}");
+            assert_no_sentinel(&err);
+        }
+    }
+
+    #[test]
+    fn no_config_error_contains_a_password() {
+        let (dir, user, pass) = secret_files("errors");
+        let (user, pass) = (user.to_str().expect("utf8"), pass.to_str().expect("utf8"));
+        let url_with =
+            |scheme: &str, tail: &str| format!("{scheme}://bridge:{SENTINEL}@broker{tail}");
+        let cases: Vec<Vec<String>> = vec![
+            vec!["--mqtt-url".into(), url_with("mqtt", ":1883")],
+            vec!["--mqtt-url".into(), url_with("mqtts", ":8883")],
+            vec!["--mqtt-url".into(), url_with("tcp", ":notaport")],
+            vec!["--mqtt-url".into(), url_with("mqtt", ":1883/path?x=1")],
+            vec!["--mqtt-url".into(), format!("mqtt://u:{SENTINEL}/x@broker")],
+            vec![
+                "--kafka-bootstrap-servers".into(),
+                format!("u:{SENTINEL}@kafka:9092"),
+            ],
+            vec![
+                "--kafka-bootstrap-servers".into(),
+                format!("sasl_ssl://u:{SENTINEL}@kafka:9092"),
+            ],
+            vec!["--mqtt-password-file".into(), pass.into()],
+            vec!["--kafka-sasl-password-file".into(), pass.into()],
+            vec![
+                "--mqtt-username-file".into(),
+                format!("{pass}.missing"),
+                "--mqtt-password-file".into(),
+                pass.into(),
+            ],
+            vec![
+                "--mqtt-username-file".into(),
+                user.into(),
+                "--mqtt-password-file".into(),
+                pass.into(),
+                "--mqtt-receive-maximum".into(),
+                "0".into(),
+            ],
+        ];
+        for case in cases {
+            let argv: Vec<&str> = case.iter().map(String::as_str).collect();
+            let err = args(&argv).expect_err("invalid configuration");
+            assert_no_sentinel(&err);
+        }
+        let err = args(&["--mqtt-url", &url_with("mqtt", ":1883")]).expect_err("inline");
+        assert!(
+            err.contains("mqtt://[redacted]@broker:1883") && err.contains(env::MQTT_PASSWORD_FILE),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -177,6 +177,20 @@ pub fn client_config(config: &Config) -> ClientConfig {
     for (key, value) in &config.producer_overrides {
         client.set(key, value);
     }
+    if let Some(sasl) = &config.kafka_sasl {
+        // TLS is asked for through the overrides (`security.protocol=ssl`); SASL rides on it.
+        let tls = client
+            .get("security.protocol")
+            .is_some_and(|protocol| protocol.to_ascii_lowercase().ends_with("ssl"));
+        client
+            .set(
+                "security.protocol",
+                if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" },
+            )
+            .set("sasl.mechanism", sasl.mechanism.name())
+            .set("sasl.username", &sasl.credentials.username)
+            .set("sasl.password", sasl.credentials.password.expose());
+    }
     client
 }
 

@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod pipeline;
 pub mod run;
+pub mod secret;
 pub mod state;
 pub mod timestamp;
 pub mod topic;

@@ -56,7 +56,10 @@ pub fn options(config: &Config) -> MqttOptions {
         // the acknowledger's non-blocking sends do not fail in normal operation.
         .set_request_channel_capacity(usize::from(config.receive_maximum) + 256);
     if let Some(credentials) = &config.credentials {
-        options.set_credentials(credentials.username.clone(), credentials.password.clone());
+        options.set_credentials(
+            credentials.username.clone(),
+            credentials.password.expose().to_owned(),
+        );
     }
     options
 }

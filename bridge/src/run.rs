@@ -50,7 +50,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             source,
         })?;
     tracing::info!(address = %config.http_listen, "serving probes and metrics");
-    tokio::spawn(crate::http::serve(listener, Arc::clone(&shared)));
+    tokio::spawn(crate::http::serve(
+        listener,
+        Arc::clone(&shared),
+        crate::http::Limits::default(),
+    ));
     tokio::spawn(probe_kafka(
         Arc::clone(&producer),
         vec![config.kafka_topic.clone(), config.dead_letter_topic.clone()],

@@ -9,9 +9,9 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::diff::{self, ReportStyle};
+use crate::diff;
 use crate::emit;
 use crate::load::{Repo, RENDERED_DIR};
 use crate::model::Environment;
@@ -47,24 +47,7 @@ enum Command {
         #[command(flatten)]
         checks: Checks,
     },
-    /// Show how a fresh render differs from the committed `rendered/<env>/`, or how two
-    /// environments differ (`ehs diff dev prod`).
-    ///
-    /// Opens with a summary per component, then a unified diff per object. Secret values are
-    /// never printed. Exit 0 = no differences, 1 = differences, 2 = error.
-    // One required group of both forms, so a bare `ehs diff` shows both in its usage error.
-    #[command(group(ArgGroup::new("compare").required(true).args(["env", "environments"])))]
-    Diff {
-        /// Compare this environment's fresh render with its committed `rendered/` files.
-        #[arg(long, value_name = "ENV")]
-        env: Option<String>,
-        /// Two environments to compare with each other; their namespaces are normalised.
-        #[arg(num_args = 2, value_names = ["FROM", "TO"])]
-        environments: Vec<String>,
-        /// Colour the diff: auto (on a terminal), always or never.
-        #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
-        colour: ColourChoice,
-    },
+    Diff(diff::command::DiffArgs),
     /// Check every object against its kind's JSON Schema, cross-object references and platform
     /// invariants. Prints one line per finding; exit 1 if there is any (warnings count only with
     /// `--deny-warnings`).
@@ -124,14 +107,14 @@ enum GraphFormat {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ColourChoice {
+pub enum ColourChoice {
     Auto,
     Always,
     Never,
 }
 
 impl ColourChoice {
-    fn enabled(self) -> bool {
+    pub fn enabled(self) -> bool {
         match self {
             Self::Always => true,
             Self::Never => false,
@@ -154,6 +137,8 @@ pub enum CliError {
     },
     #[error("cannot serialise the schema")]
     Schema(#[source] serde_json::Error),
+    #[error(transparent)]
+    Diff(#[from] diff::command::DiffError),
     #[error("cannot write to standard output")]
     Stdout(#[source] io::Error),
 }
@@ -164,7 +149,7 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Writes to standard output. A reader that closed the pipe early (`ehs diff | head`) has seen
 /// what it wanted: the rest is dropped and the command still ends with its own exit code.
-fn out(text: impl fmt::Display) -> Result<(), CliError> {
+pub fn out(text: impl fmt::Display) -> Result<(), CliError> {
     let mut stdout = io::stdout().lock();
     match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Stdout(error)),
@@ -204,16 +189,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             check,
             checks,
         } => render(&repo, &shared, &selection, check, checks.deny_warnings),
-        Command::Diff {
-            env: Some(env),
-            colour,
-            ..
-        } => diff_committed(&repo, &shared, &env, colour),
-        Command::Diff {
-            environments,
-            colour,
-            ..
-        } => diff_environments(&repo, &shared, &environments[0], &environments[1], colour),
+        Command::Diff(args) => diff::command::run(&repo, &shared, &args),
         Command::Validate { selection, checks } => {
             validate(&repo, &shared, &selection, checks.deny_warnings)
         }
@@ -327,15 +303,24 @@ fn render(
         for environment in &outcome.compiled {
             let committed = emit::read_environment(&rendered_dir, &environment.name)
                 .map_err(PipelineError::from)?;
-            let changes = diff::compare(&committed, &environment.files);
-            if !changes.is_empty() {
+            let section = diff::section(&environment.name, &committed, &environment.files);
+            if let Some(reason) = emit::hand_edited(&committed) {
+                note(format_args!(
+                    "{RENDERED_DIR}/{}/: {reason}",
+                    environment.name
+                ));
+            }
+            if !section.pairs.is_empty() {
                 stale = true;
-                let style = ReportStyle {
-                    old_label: &format!("{RENDERED_DIR}/{}", environment.name),
-                    new_label: &format!("fresh render of {}", environment.name),
-                    colour: ColourChoice::Auto.enabled(),
-                };
-                out(diff::report(&changes, &style))?;
+                let title = format!(
+                    "{RENDERED_DIR}/{} → fresh render of {}",
+                    environment.name, environment.name
+                );
+                out(diff::plain_report(
+                    &title,
+                    &[section],
+                    ColourChoice::Auto.enabled(),
+                ))?;
             }
         }
         for orphan in &orphans {
@@ -382,59 +367,6 @@ fn render(
         ));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_diff(
-    changes: &[diff::Change],
-    old_label: &str,
-    new_label: &str,
-    colour: ColourChoice,
-) -> Result<ExitCode, CliError> {
-    let style = ReportStyle {
-        old_label,
-        new_label,
-        colour: colour.enabled(),
-    };
-    out(diff::report(changes, &style))?;
-    Ok(if changes.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FINDINGS)
-    })
-}
-
-fn diff_committed(
-    repo: &Repo,
-    shared: &Shared,
-    name: &str,
-    colour: ColourChoice,
-) -> Result<ExitCode, CliError> {
-    let environment = pipeline::compile(repo, shared, name)?;
-    let committed =
-        emit::read_environment(&repo.rendered_dir(), name).map_err(PipelineError::from)?;
-    let changes = diff::compare(&committed, &environment.files);
-    print_diff(
-        &changes,
-        &format!("{RENDERED_DIR}/{name}"),
-        &format!("fresh render of {name}"),
-        colour,
-    )
-}
-
-fn diff_environments(
-    repo: &Repo,
-    shared: &Shared,
-    from: &str,
-    to: &str,
-    colour: ColourChoice,
-) -> Result<ExitCode, CliError> {
-    let normalized = |name: &str| -> Result<emit::Files, PipelineError> {
-        let environment = pipeline::compile(repo, shared, name)?;
-        let namespace = environment.platform.environment.namespace.to_string();
-        Ok(diff::normalize(&environment.files, &namespace, name))
-    };
-    let changes = diff::compare(&normalized(from)?, &normalized(to)?);
-    print_diff(&changes, from, to, colour)
 }
 
 fn validate(

@@ -66,6 +66,8 @@ macro_rules! define_defaults {
         #[derive(Debug, Clone)]
         pub struct Defaults {
             $(pub $component: components::$component::Layer,)*
+            /// `components/upstream.yaml`: the pins the GitOps definitions install operators at.
+            pub upstream: Upstream,
         }
 
         impl Repo {
@@ -84,6 +86,7 @@ macro_rules! define_defaults {
                 }
                 Ok(Defaults {
                     $($component: self.defaults_of(components::$component::NAME, &upstream)?,)*
+                    upstream,
                 })
             }
         }
@@ -205,6 +208,30 @@ impl Repo {
             }
         }
         Ok(Templates::new(sources)?)
+    }
+
+    /// Every input file an environment is rendered from, `(path, text)` sorted by path: the
+    /// environment file, `components/upstream.yaml`, and each component's defaults and templates.
+    pub fn inputs(&self, environment: &str) -> Result<Vec<(String, String)>, LoadError> {
+        let mut paths = vec![
+            format!("{ENVIRONMENTS_DIR}/{environment}.yaml"),
+            UPSTREAM_FILE.to_owned(),
+        ];
+        for component in components::ALL.iter().map(|component| component.name) {
+            paths.push(defaults_path(component));
+            let dir = self.root.join(COMPONENTS_DIR).join(component);
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                if file.ends_with(&format!(".{TEMPLATE_EXTENSION}")) {
+                    paths.push(format!("{COMPONENTS_DIR}/{component}/{file}"));
+                }
+            }
+        }
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| Ok((path.clone(), self.read(&path)?)))
+            .collect()
     }
 
     fn read(&self, relative: &str) -> Result<String, LoadError> {

@@ -66,6 +66,10 @@ pub struct ImageLayer {
     pub repository: Option<ImageRepository>,
     /// Version tag, e.g. `4.1.1`.
     pub tag: Option<ImageTag>,
+    /// Content digest of that tag, `sha256:<64 hex digits>`; the runtime pulls by digest, so the
+    /// tag cannot move under a running platform. An environment that overrides `repository` or
+    /// `tag` without a digest drops the default's digest, which belongs to the default's tag.
+    pub digest: Option<ImageDigest>,
 }
 
 /// CPU and memory requests and limits; any field may be overridden on its own.
@@ -95,11 +99,17 @@ pub struct ComputeLayer {
 pub struct Image {
     pub repository: ImageRepository,
     pub tag: ImageTag,
+    #[serde(default)]
+    pub digest: Option<ImageDigest>,
 }
 
 impl fmt::Display for Image {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.repository, self.tag)
+        write!(f, "{}:{}", self.repository, self.tag)?;
+        match &self.digest {
+            Some(digest) => write!(f, "@{digest}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -212,6 +222,7 @@ const IMAGE_REPOSITORY_PATTERN: &str = concat!(
     ")*$"
 );
 const IMAGE_TAG_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$";
+const IMAGE_DIGEST_PATTERN: &str = "^sha256:[0-9a-f]{64}$";
 const POD_SECURITY_VERSION_PATTERN: &str = "^(latest|v1\\.(0|[1-9][0-9]{0,2}))$";
 
 checked_string_type!(
@@ -230,6 +241,13 @@ checked_string_type!(
     ImageTag,
     check_image_tag,
     IMAGE_TAG_PATTERN
+);
+
+checked_string_type!(
+    /// An image content digest: `sha256:` and 64 lowercase hex digits.
+    ImageDigest,
+    check_image_digest,
+    IMAGE_DIGEST_PATTERN
 );
 
 checked_string_type!(
@@ -384,6 +402,20 @@ fn is_path_component(text: &str) -> bool {
         .all(|separator| {
             matches!(separator, "" | "." | "_" | "__") || separator.bytes().all(|b| b == b'-')
         })
+}
+
+fn check_image_digest(text: &str) -> Result<(), String> {
+    let valid = text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not an image digest: use `sha256:` and 64 lowercase hex digits, as the \
+             registry reports it"
+        ))
+    }
 }
 
 fn check_image_tag(text: &str) -> Result<(), String> {

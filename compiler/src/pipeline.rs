@@ -64,7 +64,13 @@ pub fn compile(repo: &Repo, shared: &Shared, name: &str) -> Result<Compiled, Pip
     let platform = resolve::resolve(&file, &shared.defaults)?;
     let objects = components::build_all(&platform, &shared.templates)?;
     let mut findings = validate::validate_against(&objects, &platform, shared.crds.as_ref());
-    let files = emit::render_files(&file.path, &objects)?;
+    let not_synced: Vec<&str> = components::ALL
+        .iter()
+        .filter(|component| (component.stage)() == components::Stage::Delivery)
+        .map(|component| component.name)
+        .collect();
+    let mut files = emit::render_files(&file.path, &objects, &not_synced)?;
+    emit::add_provenance(name, &mut files, &repo.inputs(name)?);
     findings.extend(long_line_findings(name, &files));
     Ok(Compiled {
         name: name.to_owned(),

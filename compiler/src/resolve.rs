@@ -47,6 +47,8 @@ macro_rules! define_platform {
         pub struct Platform {
             pub environment: EnvironmentInfo,
             $(pub $component: components::$component::Settings,)*
+            /// The upstream pin list, `components/upstream.yaml`.
+            pub upstream: crate::upstream::Upstream,
         }
 
         /// Every component's defaults overlaid with the environment file's overrides.
@@ -63,6 +65,7 @@ macro_rules! define_platform {
                     &defaults.$component,
                     file.environment.$key.as_ref(),
                 )?,)*
+                upstream: defaults.upstream.clone(),
             })
         }
     };
@@ -163,6 +166,15 @@ fn overlay(base: &mut Value, top: Value) {
     match (base, top) {
         (_, Value::Null) => {}
         (Value::Object(base), Value::Object(top)) => {
+            // An image digest identifies the content of one repository and tag: a layer that
+            // names another repository or tag but no digest must not inherit it, or the runtime
+            // would silently pull the old content by digest.
+            let names_other_image = ["repository", "tag"]
+                .iter()
+                .any(|key| top.get(*key).is_some_and(|value| !value.is_null()));
+            if names_other_image && top.get("digest").is_none_or(Value::is_null) {
+                base.remove("digest");
+            }
             for (key, value) in top {
                 overlay(base.entry(key).or_insert(Value::Null), value);
             }
@@ -240,6 +252,30 @@ pub mod tests {
             base,
             serde_json::json!({"a": {"b": 1, "c": 3}, "list": [9], "keep": true})
         );
+    }
+
+    #[test]
+    fn a_layer_naming_another_tag_drops_the_digest_of_the_default_tag() {
+        let default =
+            serde_json::json!({"image": {"repository": "r", "tag": "1", "digest": "sha256:aa"}});
+        let mut base = default.clone();
+        overlay(&mut base, serde_json::json!({"image": {"tag": "2"}}));
+        assert_eq!(
+            base,
+            serde_json::json!({"image": {"repository": "r", "tag": "2"}})
+        );
+        let mut base = default.clone();
+        overlay(
+            &mut base,
+            serde_json::json!({"image": {"tag": "2", "digest": "sha256:bb"}}),
+        );
+        assert_eq!(
+            base,
+            serde_json::json!({"image": {"repository": "r", "tag": "2", "digest": "sha256:bb"}})
+        );
+        let mut base = default.clone();
+        overlay(&mut base, serde_json::json!({"replicas": 3}));
+        assert_eq!(base["image"], default["image"]);
     }
 
     #[test]

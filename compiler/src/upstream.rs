@@ -36,6 +36,31 @@ pub struct Prerequisite {
     pub source: String,
     /// The exact version installed.
     pub version: String,
+    /// For a `manifest` installed from its Git repository: where in the repository, at the tag
+    /// `version`, its manifests are.
+    pub git: Option<GitManifests>,
+}
+
+/// Manifests in an upstream Git repository, read at the tag of the prerequisite's version.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitManifests {
+    /// The repository, `https://…​.git`.
+    pub repository: String,
+    /// Directory of the manifests.
+    pub path: String,
+    /// Only the files of `path` matching this glob; `{version}` stands for the version without
+    /// its leading `v` (e.g. `cnpg-{version}.yaml`). Unset: every file of `path`.
+    pub include: Option<String>,
+}
+
+impl Prerequisite {
+    /// `include` with the version filled in.
+    pub fn git_include(&self) -> Option<String> {
+        let include = self.git.as_ref()?.include.as_ref()?;
+        let version = self.version.strip_prefix('v').unwrap_or(&self.version);
+        Some(include.replace("{version}", version))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,6 +86,13 @@ impl Upstream {
                 && prerequisite.chart.is_none()
             {
                 Some("a `helm-chart` names its `chart`".to_owned())
+            } else if prerequisite.kind == PrerequisiteKind::Manifest
+                && prerequisite
+                    .git
+                    .as_ref()
+                    .is_some_and(|git| !git.repository.starts_with("https://"))
+            {
+                Some("`git.repository` must be an https:// Git URL".to_owned())
             } else if !is_exact_version(&prerequisite.version) {
                 Some(format!(
                     "`version` must be one exact release, e.g. `v1.2.3` or `0.2.26`; found `{}`",
@@ -109,6 +141,7 @@ impl Upstream {
             *slot = json!({
                 "repository": image.repository.to_string(),
                 "tag": image.tag.to_string(),
+                "digest": image.digest.as_ref().map(ToString::to_string),
             });
         }
         Ok(())
@@ -195,6 +228,65 @@ mod tests {
                 lines[index]
             );
         }
+    }
+
+    /// Applies renovate.json's regex managers for components/upstream.yaml to the committed file,
+    /// as Renovate would: every prerequisite and every image must be found, with its version, and
+    /// the digest where one is recorded; a pin the managers miss would never be bumped.
+    #[test]
+    fn renovate_finds_every_pin_of_the_upstream_file() {
+        let root = repo().root;
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("renovate.json")).unwrap())
+                .unwrap();
+        let text = std::fs::read_to_string(root.join(super::UPSTREAM_FILE)).unwrap();
+        let mut found: Vec<(String, String, Option<String>)> = Vec::new();
+        for manager in config["customManagers"].as_array().unwrap() {
+            let patterns = manager["managerFilePatterns"].as_array().unwrap();
+            if !patterns
+                .iter()
+                .any(|p| p.as_str().unwrap().contains("upstream"))
+            {
+                continue;
+            }
+            for pattern in manager["matchStrings"].as_array().unwrap() {
+                let regex = regex::Regex::new(pattern.as_str().unwrap()).unwrap();
+                for captures in regex.captures_iter(&text) {
+                    found.push((
+                        captures["depName"].to_owned(),
+                        captures["currentValue"].to_owned(),
+                        captures
+                            .name("currentDigest")
+                            .map(|m| m.as_str().to_owned()),
+                    ));
+                }
+            }
+        }
+        let upstream = repo().upstream().unwrap();
+        assert_eq!(
+            found.len(),
+            upstream.prerequisites.len() + upstream.images.len(),
+            "{found:#?}"
+        );
+        for prerequisite in upstream.prerequisites.values() {
+            assert!(
+                found
+                    .iter()
+                    .any(|(_, version, _)| *version == prerequisite.version),
+                "{} {}",
+                prerequisite.source,
+                prerequisite.version
+            );
+        }
+        for image in upstream.images.values() {
+            let entry = (
+                image.repository.to_string(),
+                image.tag.to_string(),
+                image.digest.as_ref().map(ToString::to_string),
+            );
+            assert!(found.contains(&entry), "{entry:?} not in {found:#?}");
+        }
+        assert!(found.iter().any(|(_, _, digest)| digest.is_some()));
     }
 
     #[test]

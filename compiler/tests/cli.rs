@@ -55,6 +55,12 @@ impl Scratch {
         fs::write(&path, text.replacen(from, to, 1)).expect("write input");
     }
 
+    /// The one-line change of `environments/prod.yaml` the diff tests review.
+    fn set_bridge_replicas(&self, replicas: u32) {
+        let to = format!("bridge:\n  replicas: {replicas}");
+        self.edit("environments/prod.yaml", "bridge:\n  replicas: 3", &to);
+    }
+
     /// Runs `ehs <args>` and expects it to refuse: exit 2 with `expected` on standard error.
     fn refuses(&self, args: &[&str], expected: &str) {
         self.ehs()
@@ -231,7 +237,7 @@ fn bad_component_defaults_are_reported_in_the_defaults_file() {
         ),
         (
             "components/upstream.yaml",
-            "    version: v1.18.2",
+            "    version: v1.21.1",
             "    version: latest",
             "components/upstream.yaml: prerequisites.certManager: `version` must be one exact \
              release",
@@ -343,7 +349,7 @@ fn check_passes_on_the_committed_tree_and_fails_with_a_diff_when_stale() {
         .assert()
         .code(EXIT_FINDINGS)
         .stdout(predicate::str::contains(
-            "bridge: 0 added, 1 changed, 0 removed",
+            "prod: 0 added, 1 changed, 0 removed\n  changed  StatefulSet ehs-prod/ehs-bridge  (spec.replicas)\n",
         ))
         .stdout(predicate::str::contains("-  replicas: 3\n+  replicas: 5\n"))
         .stderr(predicate::str::contains("rendered/ is stale"));
@@ -596,17 +602,23 @@ fn check_fails_on_an_up_to_date_tree_that_is_invalid() {
         .assert()
         .code(EXIT_FINDINGS)
         .stdout(predicate::str::contains(
-            "prod: rendered/prod/namespace/namespace-ehs-prod.yaml: line 6: 222 characters, \
+            "prod: rendered/prod/namespace/namespace-ehs-prod.yaml: line 7: 222 characters, \
              more than the 160 a reviewer can read in a diff",
         ))
         .stdout(predicate::str::contains("would be").not())
         .stderr(predicate::str::contains("validation failed"))
-        .stderr(predicate::str::contains("stale").not());
+        // A tree brought up to date by hand is a hand edit: its provenance says so.
+        .stderr(predicate::str::contains(
+            "rendered/prod/: the files differ from the digest their PROVENANCE records",
+        ));
 }
 
 #[test]
 fn diff_usage_names_both_forms_and_errors_print_once() {
-    Scratch::new().refuses(&["diff"], "Usage: ehs diff <--env <ENV>|<FROM> <TO>>");
+    Scratch::new().refuses(
+        &["diff"],
+        "Usage: ehs diff <--base <REF>|--env <ENV>|<FROM> <TO>>",
+    );
 
     let scratch = Scratch::new();
     scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 10Gx");
@@ -637,20 +649,21 @@ fn diff_exit_codes_and_summary() {
         .args(["diff", "--env", "prod"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("no differences"));
+        .stdout(predicate::str::contains("No differences."));
 
-    scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 80Gi");
+    scratch.set_bridge_replicas(4);
     scratch
         .ehs()
         .args(["diff", "--env", "prod", "--colour", "never"])
         .assert()
         .code(EXIT_FINDINGS)
         .stdout(predicate::str::starts_with(
-            "rendered/prod → fresh render of prod:\n  kafka: 0 added, 1 changed, 0 removed\n",
+            "ehs diff: committed rendered/ → fresh render\n\nprod: 0 added, 1 changed, 0 removed\n",
         ))
         .stdout(predicate::str::contains(
-            "-          storage: 50Gi\n+          storage: 80Gi",
+            "@@ -13,7 +13,7 @@ spec.replicas\n",
         ))
+        .stdout(predicate::str::contains("-  replicas: 3\n+  replicas: 4\n"))
         .stdout(predicate::str::contains("\x1b[").not());
 
     scratch
@@ -658,6 +671,35 @@ fn diff_exit_codes_and_summary() {
         .args(["diff", "--env", "nope"])
         .assert()
         .code(EXIT_ERROR);
+}
+
+/// A larger volume is a change the API server refuses for a StatefulSet: refused (exit 2) with
+/// the migration path, accepted as a difference (exit 1) once its flag is given.
+#[test]
+fn diff_refuses_a_volume_claim_template_change_unless_allowed() {
+    let scratch = Scratch::new();
+    scratch.edit("environments/prod.yaml", "    size: 50Gi", "    size: 80Gi");
+    scratch
+        .ehs()
+        .args(["diff", "--env", "prod", "--colour", "never"])
+        .assert()
+        .code(EXIT_ERROR)
+        .stdout(predicate::str::contains(
+            "warning (refused without --allow-volume-claim-change): prod: StatefulSet ehs-prod/kafka: spec.volumeClaimTemplates changed",
+        ))
+        .stdout(predicate::str::contains("--cascade=orphan"))
+        .stdout(predicate::str::contains(
+            "-          storage: 50Gi\n+          storage: 80Gi",
+        ))
+        .stderr(predicate::str::contains("then pass --allow-volume-claim-change"));
+    scratch
+        .ehs()
+        .args(["diff", "--env", "prod", "--allow-volume-claim-change"])
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::contains(
+            "warning (allowed by --allow-volume-claim-change)",
+        ));
 }
 
 #[test]
@@ -677,7 +719,7 @@ fn diff_never_prints_secret_values() {
         .assert()
         .code(EXIT_FINDINGS)
         .stdout(predicate::str::contains(
-            "bridge: 0 added, 0 changed, 1 removed",
+            "prod: 0 added, 0 changed, 1 removed\n  removed  Secret ehs-prod/leftover\n",
         ))
         .stdout(predicate::str::contains("-  password: \"<redacted>\""))
         .stdout(predicate::str::contains("hunter2").not());
@@ -699,7 +741,7 @@ fn diff_between_environments_ignores_their_namespaces() {
     // Namespaces are normalised: the Namespace objects are compared with each other (they differ
     // only in their domain), not reported as one added and one removed.
     assert!(
-        output.contains("  namespace: 0 added, 1 changed, 0 removed\n"),
+        output.contains("  changed  Namespace <namespace>  (metadata.annotations"),
         "{output}"
     );
     assert!(
@@ -954,11 +996,17 @@ fn custom_resources_are_checked_against_the_crds_in_a_directory() {
         ("cert-manager.io", "Certificate"),
         ("gateway.networking.k8s.io", "Gateway"),
         ("gateway.networking.k8s.io", "HTTPRoute"),
+        ("argoproj.io", "AppProject"),
+        ("argoproj.io", "Application"),
+        ("source.toolkit.fluxcd.io", "GitRepository"),
+        ("kustomize.toolkit.fluxcd.io", "Kustomization"),
     ]
     .iter()
     .map(|(group, kind)| {
         let definition = crd(group, kind, &[]);
-        if *kind == "ClusterIssuer" {
+        if *group == "argoproj.io" {
+            definition.replace("- name: v1\n", "- name: v1alpha1\n")
+        } else if *kind == "ClusterIssuer" {
             definition.replace("scope: Namespaced", "scope: Cluster")
         } else {
             definition
@@ -1006,6 +1054,152 @@ fn custom_resources_are_checked_against_the_crds_in_a_directory() {
     scratch.refuses(
         &["validate", "--crds", "no-such-dir"],
         "no-such-dir: cannot read the CRD directory",
+    );
+}
+
+/// A repository with the scratch copy committed, for `ehs diff --base`.
+fn committed_scratch() -> Scratch {
+    let scratch = Scratch::new();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "base"],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=ehs", "-c", "user.email=ehs@example.com"])
+            .arg("-C")
+            .arg(scratch.root())
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+    scratch
+}
+
+/// The pull-request review: a one-line change of `environments/prod.yaml`, rendered, reads as
+/// one object with one changed path, in a comment a reviewer takes in at a glance.
+#[test]
+fn diff_against_the_base_of_a_one_line_change_is_short() {
+    let scratch = committed_scratch();
+    scratch
+        .ehs()
+        .args(["diff", "--base", "HEAD"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("No differences."));
+    scratch.set_bridge_replicas(5);
+    scratch.ehs().args(["render"]).assert().success();
+    let assert = scratch
+        .ehs()
+        .args(["diff", "--base", "HEAD", "--format", "markdown"])
+        .assert()
+        .code(EXIT_FINDINGS);
+    let output = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        output.starts_with(
+            "## ehs diff: rendered/ at HEAD → rendered/ in the working tree\n\n\
+             ### dev: no differences\n\n\
+             ### prod: 0 added, 1 changed, 0 removed\n\n\
+             | Change | Kind | Namespace | Name | Changed paths |\n|---|---|---|---|---|\n\
+             | changed | StatefulSet | ehs-prod | ehs-bridge | `spec.replicas` |\n\n\
+             <details><summary>changed StatefulSet ehs-prod/ehs-bridge (prod/bridge)</summary>\n\n\
+             ```diff\n@@ -13,7 +13,7 @@ spec.replicas\n"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("-  replicas: 3\n+  replicas: 5\n"),
+        "{output}"
+    );
+    assert!(output.len() < 800, "{} characters:\n{output}", output.len());
+    assert_eq!(output.lines().count(), 26, "{output}");
+}
+
+/// More partitions change the topics script, so the hash-named topics Job gets a new name: one
+/// rename with its real change, and a refusal, since the Job only creates missing topics.
+#[test]
+fn diff_against_the_base_pairs_the_renamed_topics_job_and_refuses_new_partitions() {
+    let scratch = committed_scratch();
+    scratch.edit(
+        "environments/prod.yaml",
+        "    telemetry:\n      partitions: 12",
+        "    telemetry:\n      partitions: 24",
+    );
+    scratch.ehs().args(["render"]).assert().success();
+    let assert = scratch
+        .ehs()
+        .args([
+            "diff", "--base", "HEAD", "--env", "prod", "--colour", "never",
+        ])
+        .assert()
+        .code(EXIT_ERROR)
+        .stderr(predicate::str::contains("then pass --allow-topic-change"));
+    let output = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        output.contains("  renamed  Job ehs-prod/kafka-topics-a2339253 → kafka-topics-"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("added  Job") && !output.contains("removed  Job"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "warning (refused without --allow-topic-change): prod: ConfigMap ehs-prod/kafka-topics: \
+             topic `ehs.telemetry.raw`: partitions 12 → 24;"
+        ),
+        "{output}"
+    );
+    assert!(
+        !output.contains("dev:"),
+        "--env prod leaves dev out:\n{output}"
+    );
+
+    let parts = scratch.root().join("comment");
+    fs::create_dir_all(&parts).unwrap();
+    fs::write(parts.join("ehs-diff-7.md"), "stale").unwrap();
+    scratch
+        .ehs()
+        .args([
+            "diff",
+            "--base",
+            "HEAD",
+            "--allow-topic-change",
+            "--format",
+            "markdown",
+        ])
+        .arg("--output-dir")
+        .arg(&parts)
+        .assert()
+        .code(EXIT_FINDINGS)
+        .stdout(predicate::str::is_empty());
+    let names: Vec<String> = fs::read_dir(&parts)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["ehs-diff-1.md"], "a stale part is removed");
+    let comment = fs::read_to_string(parts.join("ehs-diff-1.md")).unwrap();
+    assert!(
+        comment.contains("| renamed | Job | ehs-prod | kafka-topics-a2339253 → kafka-topics-"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("(allowed by --allow-topic-change)"),
+        "{comment}"
+    );
+}
+
+#[test]
+fn diff_against_an_unknown_base_is_an_error() {
+    let scratch = committed_scratch();
+    scratch.refuses(
+        &["diff", "--base", "no-such-branch"],
+        "`no-such-branch` is not a commit of the Git repository at",
+    );
+    scratch.refuses(
+        &["diff", "--base", "HEAD", "--env", "staging"],
+        "no environment `staging` in rendered/ at HEAD or in the working tree; available: dev, prod",
     );
 }
 

@@ -60,6 +60,43 @@ impl fmt::Display for OutputEncoding {
     }
 }
 
+// --- Kafka SASL mechanism (issue 13, secrets never leak) ---
+
+/// How the bridge authenticates to Kafka when it is given SASL credential files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum KafkaSaslMechanism {
+    /// SCRAM with SHA-512: the password never crosses the wire.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// The password in clear inside the SASL exchange; only over TLS.
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+impl KafkaSaslMechanism {
+    pub const ALL: [KafkaSaslMechanism; 2] = [Self::ScramSha512, Self::Plain];
+
+    /// The name librdkafka's `sasl.mechanism` and the bridge's flag take.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::Plain => "PLAIN",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for KafkaSaslMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// --- end Kafka SASL mechanism ---
+
 /// A value as the bridge reads it from its environment variable.
 pub trait EnvValue {
     fn env_value(&self) -> String;

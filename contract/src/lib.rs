@@ -63,6 +63,14 @@ pub mod env {
     /// Comma-separated `key=value` librdkafka producer settings (e.g. `linger.ms=5`); the ones
     /// at-least-once delivery depends on (acks, idempotence, timeouts) are refused.
     pub const KAFKA_PRODUCER_OVERRIDES: &str = "EHS_KAFKA_PRODUCER_OVERRIDES";
+    // --- Kafka SASL credentials (issue 13, secrets never leak) ---
+    /// Kafka SASL mechanism, see [`crate::config::KafkaSaslMechanism`]; needs the two files.
+    pub const KAFKA_SASL_MECHANISM: &str = "EHS_KAFKA_SASL_MECHANISM";
+    /// Secret-mounted Kafka SASL credentials, read from files like the MQTT ones, so neither
+    /// ever appears as a literal value in the pod spec.
+    pub const KAFKA_SASL_USERNAME_FILE: &str = "EHS_KAFKA_SASL_USERNAME_FILE";
+    pub const KAFKA_SASL_PASSWORD_FILE: &str = "EHS_KAFKA_SASL_PASSWORD_FILE";
+    // --- end Kafka SASL credentials ---
 }
 
 /// The bridge's HTTP endpoints, which the compiler wires into probes and scrape configs.

@@ -16,6 +16,8 @@ import yaml
 
 # (what, key, becomes): the one table of rewrites. {...} names a local value from `Local`.
 REWRITES = [
+    ("topics job", "bootstrap= in create-topics.sh", "{kafka}"),
+    ("topics job", "/opt/kafka/bin/kafka-*.sh (the image's tools)", "shims in {run_dir}/kafka-bin over local-stack kafka-class"),
     ("connect worker", "bootstrap.servers", "{kafka}"),
     ("connect worker", "listeners", "http://127.0.0.1:{connect_port}"),
     ("connect worker", "plugin.path", "the local Debezium plugin directory"),
@@ -55,18 +57,33 @@ def no_cluster_names(what, values):
             die(f"{what}: {key}={value} still names a cluster Service; add it to REWRITES in {__file__}")
 
 
-def topics(rendered):
-    """name partitions replication-factor min.insync.replicas, from the rendered topics Job script."""
+# The Kafka image's tools the topics Job's script calls, and the main class each runs.
+KAFKA_IMAGE_BIN = "/opt/kafka/bin/"
+KAFKA_TOOLS = {
+    "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
+    "kafka-configs.sh": "kafka.admin.ConfigCommand",
+}
+
+
+def topics_script(rendered, out, kafka_bin, kafka, stack):
+    """The rendered topics Job's create-topics.sh, run as the Job runs it, with its bootstrap
+    and the image's tool paths rewritten; the tools become shims over local-stack kafka-class."""
     script = load(rendered / "kafka/configmap-kafka-topics.yaml")["data"]["create-topics.sh"]
-    creates = re.findall(
-        r'--create --if-not-exists\s*\\?\s*--topic "([^"]+)" --partitions (\d+)\s*\\?\s*'
-        r"--replication-factor (\d+)\s*\\?\s*--config min\.insync\.replicas=(\d+)",
-        script,
-    )
-    if not creates:
-        die("no topic in kafka/configmap-kafka-topics.yaml (create-topics.sh changed shape?)")
-    for create in creates:
-        print(*create)
+    script, count = re.subn(r'(?m)^bootstrap="[^"]*"$', f'bootstrap="{kafka}"', script)
+    if count != 1:
+        die("create-topics.sh in kafka/configmap-kafka-topics.yaml has no bootstrap=\"…\" line to rewrite")
+    used = set(re.findall(re.escape(KAFKA_IMAGE_BIN) + r"([\w.-]+)", script))
+    unknown = used - set(KAFKA_TOOLS)
+    if unknown:
+        die(f"create-topics.sh calls {', '.join(sorted(unknown))}; add it to KAFKA_TOOLS in {__file__}")
+    Path(kafka_bin).mkdir(parents=True, exist_ok=True)
+    for tool in used:
+        shim = Path(kafka_bin) / tool
+        shim.write_text(f'#!/bin/sh\nexec "{stack}" kafka-class {KAFKA_TOOLS[tool]} "$@"\n', encoding="utf-8")
+        shim.chmod(0o755)
+    script = script.replace(KAFKA_IMAGE_BIN, f"{kafka_bin}/")
+    no_cluster_names("topics job", {"create-topics.sh": script})
+    Path(out).write_text(script, encoding="utf-8")
 
 
 def secret_mounts(pod_spec, container):
@@ -123,14 +140,18 @@ def connect_worker(rendered, out, secrets):
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def connector(rendered, out, secrets, postgres_port):
-    """{"name": ..., "config": ...} from the rendered registration ConfigMap."""
+def connector_config(rendered):
+    """(name, config) of the one connector the registration ConfigMap holds, as rendered."""
     data = load(rendered / "connect/configmap-kafka-connect-register.yaml")["data"]
     keys = [k for k in data if k.endswith(".json")]
     if len(keys) != 1:
         die(f"expected one connector JSON in connect/configmap-kafka-connect-register.yaml, found {keys}")
-    name = keys[0][: -len(".json")]
-    config = json.loads(data[keys[0]])
+    return keys[0][: -len(".json")], json.loads(data[keys[0]])
+
+
+def connector(rendered, out, secrets, postgres_port):
+    """{"name": ..., "config": ...} from the rendered registration ConfigMap."""
+    name, config = connector_config(rendered)
     pod, container = connect_deployment(rendered)
     mounts = secret_mounts(pod, container)
     url = config.get("connection.url", "")
@@ -205,11 +226,12 @@ def main(argv):
         return rewrites()
     rendered = Path(args[0])
     commands = {
-        "topics": lambda: topics(rendered),
+        "topics-script": lambda: topics_script(rendered, *args[1:5]),
         "connect-worker": lambda: connect_worker(rendered, *args[1:3]),
         "connector": lambda: connector(rendered, *args[1:4]),
         "bridge-env": lambda: bridge_env(rendered, *args[1:6]),
         "secret-volumes": lambda: secret_volumes(rendered),
+        "connector-value": lambda: print(connector_config(rendered)[1].get(args[1], "")),
         "bridge-env-value": lambda: print(
             next(v.get("value", "") for v in bridge_statefulset(rendered)[2]["env"] if v["name"] == args[1])
         ),

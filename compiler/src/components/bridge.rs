@@ -9,11 +9,10 @@ use ehs_contract::config::{BridgeConfig, BridgeConfigLayer};
 use ehs_contract::{env, http};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
+    PodSpec, PodTemplateSpec, SecretVolumeSource, Service,
     ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -178,27 +177,13 @@ fn bridge_env(platform: &Platform) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     vars
 }
 
-fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.to_owned()),
-            port: IntOrString::String(http::PORT_NAME.to_owned()),
-            ..Default::default()
-        }),
-        period_seconds: Some(period_seconds),
-        failure_threshold: Some(failure_threshold),
-        timeout_seconds: Some(2),
-        ..Default::default()
-    }
-}
-
 fn stateful_set(app: &App) -> StatefulSet {
     let bridge = &app.platform.bridge;
     let container = k8s_openapi::api::core::v1::Container {
         env: Some(bridge_env(app.platform)),
         ports: Some(vec![container_port(http::PORT_NAME, http::PORT)]),
-        readiness_probe: Some(http_probe(http::READYZ_PATH, 5, 3)),
-        liveness_probe: Some(http_probe(http::HEALTHZ_PATH, 10, 3)),
+        readiness_probe: Some(super::http_probe(http::READYZ_PATH, http::PORT_NAME, 5, 3, 2)),
+        liveness_probe: Some(super::http_probe(http::HEALTHZ_PATH, http::PORT_NAME, 10, 3, 2)),
         volume_mounts: Some(vec![VolumeMount {
             name: CREDENTIALS_VOLUME.to_owned(),
             mount_path: CREDENTIALS_MOUNT.to_owned(),
@@ -252,6 +237,10 @@ fn stateful_set(app: &App) -> StatefulSet {
 pub struct Hooks;
 
 impl super::ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Clients
+    }
+
     fn kinds() -> Vec<crate::validate::KindSchema> {
         use crate::validate::KindSchema;
         vec![

@@ -375,6 +375,10 @@ impl ComponentHooks for Hooks {
         )]
     }
 
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<ClusterIssuer>(),

@@ -310,6 +310,10 @@ impl ComponentHooks for Hooks {
         .via(service)]
     }
 
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<Gateway>(),

@@ -533,6 +533,10 @@ fn disruption_budget(app: &App) -> PodDisruptionBudget {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Stateful
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             // The operator creates a StatefulSet from the spec the resource carries.

@@ -474,6 +474,10 @@ pub fn pods(platform: &Platform) -> crate::graph::Peer {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Stateful
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<ConfigMap>(),

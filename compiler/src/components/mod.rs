@@ -59,6 +59,7 @@ macro_rules! for_each_component {
             exposure => exposure,
             certificates => certificates,
             security => security,
+            gitops => gitops,
         }
     };
 }
@@ -136,6 +137,8 @@ macro_rules! declare_components {
             operator_created: <$component::Hooks as ComponentHooks>::operator_created,
             namespaces: <$component::Hooks as ComponentHooks>::namespaces,
             flows: <$component::Hooks as ComponentHooks>::flows,
+            tool_namespaces: <$component::Hooks as ComponentHooks>::tool_namespaces,
+            stage: <$component::Hooks as ComponentHooks>::stage,
         }),*];
 
         // The module name is what the generated docs and the environment schema say; `NAME` is
@@ -169,10 +172,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, ServicePort, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, ServicePort, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -196,6 +200,46 @@ pub struct Component {
     pub operator_created: fn(&Platform) -> Vec<(&'static str, String)>,
     pub namespaces: fn(&Platform) -> Vec<String>,
     pub flows: fn(&Platform) -> Vec<Flow>,
+    pub tool_namespaces: fn(&Platform) -> Vec<String>,
+    pub stage: fn() -> Stage,
+}
+
+/// Where a component's objects come in the order a GitOps sync applies an environment, after
+/// the upstream operators and their CRDs (which the `gitops` component installs before the
+/// environment). Argo CD reads it as the objects' sync wave, Flux as the `dependsOn` of one
+/// Kustomization per component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// The environment's Namespace: everything else lives in it.
+    Namespace,
+    /// What the stateful components need before they start: storage, certificate issuers and
+    /// certificates, the HTTP edge the ACME challenges are answered through.
+    Foundation,
+    /// The stateful components: Kafka, HiveMQ, TimescaleDB.
+    Stateful,
+    /// Their clients: the bridge, Kafka Connect and the connector registration Job.
+    Clients,
+    /// The GitOps definitions that apply all of the above: applied by the bootstrap, never by
+    /// the environment's own sync.
+    Delivery,
+}
+
+/// The annotation Argo CD orders a sync by: lower waves are applied (and healthy) first.
+pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+
+impl Stage {
+    /// The stages an environment's sync goes through, in order.
+    pub const SYNCED: [Stage; 4] = [
+        Stage::Namespace,
+        Stage::Foundation,
+        Stage::Stateful,
+        Stage::Clients,
+    ];
+
+    /// Argo CD's sync wave of the stage's objects; none for the GitOps definitions.
+    pub fn sync_wave(self) -> Option<usize> {
+        Self::SYNCED.iter().position(|stage| *stage == self)
+    }
 }
 
 /// What a component tells `ehs validate` about itself. Implemented by each component module's
@@ -237,10 +281,25 @@ pub trait ComponentHooks {
     fn flows(_platform: &Platform) -> Vec<Flow> {
         Vec::new()
     }
+
+    /// Namespaces of tools installed outside the platform (Argo CD's, Flux's) that the component
+    /// puts objects in: the tool's installation creates them, so the environment does not render
+    /// them.
+    fn tool_namespaces(_platform: &Platform) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The component's place in the order a GitOps sync applies the environment.
+    fn stage() -> Stage;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
+    #[error("component `{component}`: {message}")]
+    Model {
+        component: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("component `{component}`: could not serialise {kind}")]
@@ -257,12 +316,44 @@ pub fn build_all(
     platform: &Platform,
     templates: &Templates,
 ) -> Result<Vec<Manifest>, ComponentError> {
+    build_all_of(platform, templates, |_| true)
+}
+
+/// The objects of every component the environment's own sync applies (all but the GitOps
+/// definitions), as `build_all` returns them: what those definitions are derived from.
+pub fn synced_objects(
+    platform: &Platform,
+    templates: &Templates,
+) -> Result<Vec<Manifest>, ComponentError> {
+    build_all_of(platform, templates, |stage| stage != Stage::Delivery)
+}
+
+fn build_all_of(
+    platform: &Platform,
+    templates: &Templates,
+    include: impl Fn(Stage) -> bool,
+) -> Result<Vec<Manifest>, ComponentError> {
     let mut objects = Vec::new();
-    for component in ALL {
-        objects.extend((component.build)(platform, templates)?);
+    for component in ALL.iter().filter(|component| include((component.stage)())) {
+        let mut built = (component.build)(platform, templates)?;
+        if let Some(wave) = (component.stage)().sync_wave() {
+            for object in &mut built {
+                annotate(&mut object.value, SYNC_WAVE_ANNOTATION, &wave.to_string());
+            }
+        }
+        objects.extend(built);
     }
     security::annotate_checkov_skips(platform, &mut objects);
     Ok(objects)
+}
+
+/// Sets `metadata.annotations[key]` of a serialised object.
+pub fn annotate(object: &mut serde_json::Value, key: &str, value: &str) {
+    let metadata = &mut object["metadata"];
+    if !metadata["annotations"].is_object() {
+        metadata["annotations"] = serde_json::Value::Object(Default::default());
+    }
+    metadata["annotations"][key] = serde_json::Value::String(value.to_owned());
 }
 
 /// Serialises a typed object into the form validation and emission work on.
@@ -630,6 +721,27 @@ pub fn count_i32(count: Count) -> i32 {
 }
 
 /// Common container defaults for our workloads.
+/// An HTTP GET probe of `path` on the container port named `port_name`.
+pub fn http_probe(
+    path: &str,
+    port_name: &str,
+    period_seconds: i32,
+    failure_threshold: i32,
+    timeout_seconds: i32,
+) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(port_name.to_owned()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(timeout_seconds),
+        ..Default::default()
+    }
+}
+
 pub fn restricted_container(name: &str, image: String, resources: &Resources) -> Container {
     Container {
         name: name.to_owned(),
@@ -701,6 +813,11 @@ mod tests {
                     // environment's namespace is in their names.
                     let name = object.namespace().unwrap_or(object.name());
                     assert!(name.starts_with(&namespace) || object.kind() == "StorageClass");
+                } else if object.component == super::gitops::NAME {
+                    // Argo CD's and Flux's objects live in the tools' own namespaces.
+                    let tools =
+                        <super::gitops::Hooks as super::ComponentHooks>::tool_namespaces(&platform);
+                    assert!(tools.iter().any(|tool| object.namespace() == Some(tool)));
                 } else if object.kind() == "Namespace" {
                     assert_eq!(object.name(), namespace);
                 } else if object.kind() == "ClusterIssuer" {

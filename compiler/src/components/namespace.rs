@@ -112,6 +112,10 @@ pub fn build(platform: &Platform, _: &Templates) -> Result<Vec<Manifest>, Compon
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Namespace
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![KindSchema::of::<Namespace>()]
     }

@@ -399,6 +399,13 @@ fn images(value: &Value, field: &FieldPath, found: &mut Vec<(FieldPath, String)>
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    /// With what the stateful components need, before them: their pods start with their
+    /// policies in place. The namespaces other components add must exist first (see the Flux
+    /// dependencies in `gitops`).
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![KindSchema::of::<NetworkPolicy>()]
     }

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, PodSpec, PodTemplateSpec, ServiceAccount,
+    ConfigMap, Container, ContainerPort, Namespace, PodSpec, PodTemplateSpec, Probe,
+    ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -228,7 +229,19 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
         env: Some(vec![
             pod_field_env_var("POD_NAMESPACE", "metadata.namespace"),
             super::env_var("CONFIG_MOUNT_PATH", format!("{CONFIG_MOUNT}/")),
+            super::env_var("HEALTH_PORT", HEALTH_PORT.to_string()),
         ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(HEALTH_PORT_NAME.to_owned()),
+            container_port: HEALTH_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }]),
+        // As upstream's deploy/local-path-storage.yaml since v0.0.34: `/ready` lists the objects
+        // the provisioner works on, so a pod whose RBAC is broken never becomes ready.
+        startup_probe: Some(health_probe("/health", 5, 12)),
+        liveness_probe: Some(health_probe("/health", 10, 3)),
+        readiness_probe: Some(health_probe("/ready", 5, 3)),
         volume_mounts: Some(vec![config_mount]),
         ..restricted_container(APP, settings.image.to_string(), &settings.resources)
     };
@@ -287,6 +300,14 @@ pub fn build(platform: &Platform, templates: &Templates) -> Result<Vec<Manifest>
     ])
 }
 
+/// The provisioner's health server (`--health-port`, `HEALTH_PORT`; upstream's default).
+const HEALTH_PORT: i32 = 8080;
+const HEALTH_PORT_NAME: &str = "health";
+
+fn health_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    super::http_probe(path, HEALTH_PORT_NAME, period_seconds, failure_threshold, 2)
+}
+
 /// `local-path-config`: where volumes go on each node and how the helper pods create and remove
 /// them. Metadata is set by the caller.
 fn config_map(platform: &Platform, templates: &Templates) -> Result<ConfigMap, ComponentError> {
@@ -343,6 +364,10 @@ fn strings(items: &[&str]) -> Vec<String> {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Foundation
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![
             KindSchema::of::<Namespace>(),

@@ -232,6 +232,10 @@ impl Settings {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    fn stage() -> super::Stage {
+        super::Stage::Stateful
+    }
+
     fn kinds() -> Vec<KindSchema> {
         vec![KindSchema::of::<Cluster>(), KindSchema::of::<ConfigMap>()]
     }
@@ -328,9 +332,10 @@ fn postgres_major(tag: &str) -> Option<&str> {
     (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then_some(major)
 }
 
-/// `2.29.2-18-trixie` → `18`.
+/// `2.29.2-18-trixie` or the build-stamped `2.29.2-202608221028-18-trixie` → `18`: the major is
+/// always the part before the distribution.
 fn extension_postgres_major(tag: &str) -> Option<&str> {
-    let major = tag.split('-').nth(1)?;
+    let major = tag.rsplit('-').nth(1)?;
     (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then_some(major)
 }
 

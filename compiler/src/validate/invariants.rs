@@ -17,10 +17,17 @@ pub(super) fn check(
     objects: &[Manifest],
     production: bool,
     component_namespaces: &[String],
+    tool_namespaces: &[String],
     registry: &Registry,
     report: &mut Report,
 ) {
-    check_namespaces(objects, component_namespaces, registry, report);
+    check_namespaces(
+        objects,
+        component_namespaces,
+        tool_namespaces,
+        registry,
+        report,
+    );
     for manifest in objects {
         if production && manifest.kind() == "StatefulSet" {
             check_production_replicas(manifest, report);
@@ -49,14 +56,21 @@ fn check_production_replicas(statefulset: &Manifest, report: &mut Report) {
 
 /// The environment declares exactly one Namespace enforcing Pod Security restricted, and every
 /// namespaced object lives in it, except in the namespaces components declare for what cannot be
-/// restricted (`ComponentHooks::namespaces`), which must be rendered and state their level.
+/// restricted (`ComponentHooks::namespaces`), which must be rendered and state their level, and
+/// the namespaces of installed tools (`ComponentHooks::tool_namespaces`), which are not rendered.
 fn check_namespaces(
     objects: &[Manifest],
     component_namespaces: &[String],
+    tool_namespaces: &[String],
     registry: &Registry,
     report: &mut Report,
 ) {
-    let is_components = |name: &str| component_namespaces.iter().any(|own| own == name);
+    let is_components = |name: &str| {
+        component_namespaces
+            .iter()
+            .chain(tool_namespaces)
+            .any(|own| own == name)
+    };
     for own in component_namespaces {
         let namespace = objects
             .iter()
@@ -381,8 +395,14 @@ mod tests {
             .filter(|object| object.component == "storage" && object.kind() == "Namespace")
             .map(|object| object.name().to_owned())
             .collect();
+        // Argo CD's and Flux's namespaces, which the gitops component's objects live in.
+        let tools: Vec<String> = objects
+            .iter()
+            .filter(|object| object.component == "gitops")
+            .filter_map(|object| object.namespace().map(str::to_owned))
+            .collect();
         findings_of("prod", |report| {
-            check(objects, production, &own, registry(), report)
+            check(objects, production, &own, &tools, registry(), report)
         })
     }
 

@@ -133,10 +133,15 @@ fn check_all(
         .iter()
         .flat_map(|component| (component.namespaces)(platform))
         .collect();
+    let tool_namespaces: Vec<String> = components
+        .iter()
+        .flat_map(|component| (component.tool_namespaces)(platform))
+        .collect();
     invariants::check(
         objects,
         platform.environment.production,
         &own_namespaces,
+        &tool_namespaces,
         kinds,
         &mut report,
     );

@@ -746,6 +746,8 @@ mod tests {
             operator_created: |_| Vec::new(),
             flows: |_| Vec::new(),
             namespaces: |_| Vec::new(),
+            tool_namespaces: |_| Vec::new(),
+            stage: || crate::components::Stage::Clients,
         };
         let components = [
             component("gateway", || vec![KindSchema::of::<gateways::GatewayApi>()]),
