@@ -842,6 +842,33 @@ impl ComponentHooks for Hooks {
                 format!("`{url}` is not a Git URL Argo CD and Flux both clone: use https://… or ssh://…"),
             );
         }
+        // The network policies let each operator in from the namespace `security.network`
+        // names: an operator installed elsewhere would be denied its instances.
+        if settings.argocd.enabled && settings.install_operators {
+            let network = &platform.security.network;
+            for (key, expected) in [
+                ("cloudNativePg", network.cloud_native_pg_namespace.as_ref()),
+                ("hivemqPlatformOperator", network.hivemq_operator_namespace.as_ref()),
+                ("envoyGateway", network.edge_namespace.as_ref()),
+            ] {
+                let Some(operator) = OPERATORS
+                    .iter()
+                    .find(|operator| operator.key == key && (operator.needed)(platform))
+                else {
+                    continue;
+                };
+                if operator.namespace != expected {
+                    report.model(
+                        format!("{NAME}.installOperators"),
+                        format!(
+                            "Argo CD installs {} in `{}`, but the network policies admit it from \
+                             `{expected}` (security.network): set that to `{}`",
+                            operator.name, operator.namespace, operator.namespace
+                        ),
+                    );
+                }
+            }
+        }
         if settings.branch.trim().is_empty() || settings.branch.contains(char::is_whitespace) {
             report.model(
                 format!("{NAME}.branch"),
@@ -1158,6 +1185,27 @@ mod tests {
             let findings = validate(&objects, &platform);
             assert!(findings.iter().all(|finding| !finding.is_error()), "{findings:#?}");
         }
+    }
+
+    #[test]
+    fn an_operator_installed_outside_the_namespace_its_policies_admit_is_a_finding() {
+        let (mut platform, objects) = built("prod");
+        let finding = |platform: &Platform| {
+            validate(&objects, platform)
+                .into_iter()
+                .filter(|finding| finding.field == "gitops.installOperators")
+                .map(|finding| finding.reason)
+                .collect::<Vec<_>>()
+        };
+        assert!(finding(&platform).is_empty());
+        platform.security.network.cloud_native_pg_namespace = "postgres-operator".into();
+        assert_eq!(
+            finding(&platform),
+            ["Argo CD installs cloudnative-pg in `cnpg-system`, but the network policies admit \
+              it from `postgres-operator` (security.network): set that to `cnpg-system`"]
+        );
+        platform.gitops.install_operators = false;
+        assert!(finding(&platform).is_empty());
     }
 
     #[test]
