@@ -72,6 +72,16 @@ enum Command {
         /// The component, e.g. `bridge`.
         component: String,
     },
+    /// Print an environment's connection graph: every flow the NetworkPolicies allow (everything
+    /// else is denied), as text or as Graphviz DOT (`ehs graph --env prod --format dot | dot
+    /// -Tsvg`).
+    Graph {
+        /// Environment (file stem in `environments/`).
+        #[arg(long, value_name = "ENV")]
+        env: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
     /// Print the JSON Schema of environment files (what editors check while typing).
     Schema {
         /// Write it to this file instead of standard output.
@@ -101,6 +111,14 @@ struct Checks {
     /// findings: exit 1 and, for `render`, write nothing.
     #[arg(long)]
     deny_warnings: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// One line per flow: from -> to, ports, the Service it goes through, who declares it and why.
+    Text,
+    /// Graphviz DOT.
+    Dot,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -207,6 +225,15 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             to,
             component,
         } => promote(&repo, &shared, &from, &to, &component),
+        Command::Graph { env, format } => {
+            let environment = pipeline::compile(&repo, &shared, &env)?;
+            let graph = crate::graph::graph(&environment.platform);
+            out(match format {
+                GraphFormat::Text => graph.text(),
+                GraphFormat::Dot => graph.dot(),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema { .. } => unreachable!("handled above"),
     }
 }

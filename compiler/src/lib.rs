@@ -10,6 +10,7 @@ pub mod cli;
 mod components;
 mod diff;
 mod emit;
+mod graph;
 mod load;
 mod manifest;
 mod model;

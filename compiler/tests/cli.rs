@@ -661,7 +661,7 @@ fn diff_exit_codes_and_summary() {
             "ehs diff: committed rendered/ → fresh render\n\nprod: 0 added, 1 changed, 0 removed\n",
         ))
         .stdout(predicate::str::contains(
-            "@@ -13,7 +13,7 @@ spec.replicas\n",
+            "@@ -14,7 +14,7 @@ spec.replicas\n",
         ))
         .stdout(predicate::str::contains("-  replicas: 3\n+  replicas: 4\n"))
         .stdout(predicate::str::contains("\x1b[").not());
@@ -1178,7 +1178,7 @@ fn diff_against_the_base_of_a_one_line_change_is_short() {
              | Change | Kind | Namespace | Name | Changed paths |\n|---|---|---|---|---|\n\
              | changed | StatefulSet | ehs-prod | ehs-bridge | `spec.replicas` |\n\n\
              <details><summary>changed StatefulSet ehs-prod/ehs-bridge (prod/bridge)</summary>\n\n\
-             ```diff\n@@ -13,7 +13,7 @@ spec.replicas\n"
+             ```diff\n@@ -14,7 +14,7 @@ spec.replicas\n"
         ),
         "{output}"
     );
@@ -1211,7 +1211,7 @@ fn diff_against_the_base_pairs_the_renamed_topics_job_and_refuses_new_partitions
         .stderr(predicate::str::contains("then pass --allow-topic-change"));
     let output = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(
-        output.contains("  renamed  Job ehs-prod/kafka-topics-adda3881 → kafka-topics-"),
+        output.contains("  renamed  Job ehs-prod/kafka-topics-a2339253 → kafka-topics-"),
         "{output}"
     );
     assert!(
@@ -1255,7 +1255,7 @@ fn diff_against_the_base_pairs_the_renamed_topics_job_and_refuses_new_partitions
     assert_eq!(names, ["ehs-diff-1.md"], "a stale part is removed");
     let comment = fs::read_to_string(parts.join("ehs-diff-1.md")).unwrap();
     assert!(
-        comment.contains("| renamed | Job | ehs-prod | kafka-topics-adda3881 → kafka-topics-"),
+        comment.contains("| renamed | Job | ehs-prod | kafka-topics-a2339253 → kafka-topics-"),
         "{comment}"
     );
     assert!(
@@ -1357,4 +1357,31 @@ fn promote_copies_a_components_image_pins_and_renders_the_target() {
         invalid
     );
     assert_eq!(scratch.rendered(), rendered);
+}
+
+#[test]
+fn graph_prints_the_connection_graph_as_text_and_as_dot() {
+    let graph = |args: &[&str]| {
+        let mut command = cargo_bin_cmd!("ehs");
+        command
+            .arg("--root")
+            .arg(repo_root())
+            .arg("graph")
+            .args(args);
+        command.assert()
+    };
+    graph(&["--env", "prod"]).success().stdout(
+        predicate::str::starts_with("# connection graph of namespace ehs-prod")
+            .and(predicate::str::contains("via hivemq-mqtt"))
+            .and(predicate::str::contains(
+                "[bridge] subscribes to device telemetry",
+            )),
+    );
+    graph(&["--env", "prod", "--format", "dot"])
+        .success()
+        .stdout(
+            predicate::str::starts_with("digraph \"ehs-prod\" {")
+                .and(predicate::str::contains("\"ehs-bridge\" -> \"kafka\"")),
+        );
+    graph(&["--env", "staging"]).code(EXIT_ERROR);
 }

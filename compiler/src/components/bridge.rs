@@ -206,6 +206,8 @@ fn stateful_set(app: &App) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     termination_grace_period_seconds: Some(
                         i64::try_from(bridge.config.drain_timeout_secs)
@@ -245,6 +247,32 @@ impl super::ComponentHooks for Hooks {
             KindSchema::of::<Service>(),
             KindSchema::of::<StatefulSet>(),
             KindSchema::of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        ]
+    }
+
+    /// To the MQTT listener and the Kafka bootstrap its environment variables name.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow, Peer};
+        let bridge = Peer::app(&super::App {
+            platform,
+            name: APP_NAME,
+            component: NAME,
+        });
+        vec![
+            Flow::new(
+                bridge.clone(),
+                super::hivemq::pods(platform),
+                vec![tcp(super::hivemq::MQTT_PORT)],
+                "subscribes to device telemetry",
+            )
+            .via(super::hivemq::MQTT_SERVICE),
+            Flow::new(
+                bridge,
+                super::kafka::pods(platform),
+                vec![tcp(super::kafka::CLIENT_PORT)],
+                "produces telemetry and dead letters",
+            )
+            .via(super::kafka::CLIENT_SERVICE),
         ]
     }
 

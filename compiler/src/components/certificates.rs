@@ -111,6 +111,9 @@ pub struct SecretKey {
     pub key: String,
 }
 
+/// The port cert-manager's HTTP-01 solver pods listen on.
+const HTTP01_SOLVER_PORT: u16 = 8089;
+
 pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
@@ -351,6 +354,27 @@ fn certificates(app: &App) -> Vec<Certificate> {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    /// HTTP-01: the edge's proxies reach the solver pods cert-manager starts in the namespace.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        if !platform.certificates.enabled || platform.certificates.acme.solver != Solver::Http01 {
+            return Vec::new();
+        }
+        let solver = crate::graph::Peer::created_by(
+            "cert-manager",
+            "acme-http01-solver",
+            crate::graph::Labels::from([(
+                "acme.cert-manager.io/http01-solver".to_owned(),
+                "true".to_owned(),
+            )]),
+        );
+        vec![crate::graph::Flow::new(
+            super::security::edge(platform),
+            solver,
+            vec![crate::graph::tcp(HTTP01_SOLVER_PORT)],
+            "ACME HTTP-01 challenges",
+        )]
+    }
+
     fn stage() -> super::Stage {
         super::Stage::Foundation
     }

@@ -394,6 +394,8 @@ fn deployment(app: &App, config_checksum: &str) -> Deployment {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     security_context: Some(restricted_pod_security(CONNECT_UID)),
                     containers: vec![container],
@@ -462,6 +464,52 @@ impl ComponentHooks for Hooks {
                 check_connector(platform, object, report);
             }
         }
+    }
+
+    /// Workers to Kafka and the database their configuration names and to each other (a
+    /// worker forwards REST requests to the leader); the registration Job to the REST API.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow, Peer};
+        let database = platform.timescaledb.connection();
+        let workers = Peer::app(&App {
+            platform,
+            name: APP,
+            component: NAME,
+        });
+        let register = Peer::app(&App {
+            platform,
+            name: REGISTER_APP,
+            component: NAME,
+        });
+        vec![
+            Flow::new(
+                workers.clone(),
+                kafka::pods(platform),
+                vec![tcp(kafka::CLIENT_PORT)],
+                "consumes telemetry, writes dead letters and its own topics",
+            )
+            .via(kafka::CLIENT_SERVICE),
+            Flow::new(
+                workers.clone(),
+                super::timescaledb::pods(platform),
+                vec![tcp(database.port)],
+                "JDBC sink writes readings",
+            )
+            .via(database.service),
+            Flow::new(
+                workers.clone(),
+                workers.clone(),
+                vec![tcp(REST_PORT)],
+                "forwards REST requests to the leader",
+            ),
+            Flow::new(
+                register,
+                workers,
+                vec![tcp(REST_PORT)],
+                "registers the sink connector",
+            )
+            .via(APP),
+        ]
     }
 
     /// Services and the Secret named inside configuration files, where the generic checks

@@ -298,6 +298,18 @@ fn gateway(app: &App) -> Gateway {
 pub struct Hooks;
 
 impl ComponentHooks for Hooks {
+    /// The edge's proxies to the HTTP backends its routes name.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        let (service, port) = hivemq::control_center_backend();
+        vec![crate::graph::Flow::new(
+            super::security::edge(platform),
+            hivemq::pods(platform),
+            vec![crate::graph::tcp(port)],
+            "serves HiveMQ Control Center",
+        )
+        .via(service)]
+    }
+
     fn stage() -> super::Stage {
         super::Stage::Foundation
     }

@@ -1138,9 +1138,13 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
             continue;
         }
         let mut names = Vec::new();
-        for component in components {
+        for component in &components {
             let name = format!("{source_name}-{component}");
-            let depends_on = if previous.is_empty() {
+            // The stage before (the operators, for the first), and any component of this stage
+            // that renders a namespace this one puts objects in (the security component's
+            // policies in the provisioner's namespace): Flux would fail to apply them until
+            // that namespace exists.
+            let stage_before: Vec<DependencyReference> = if previous.is_empty() {
                 after_operators.clone()
             } else {
                 previous
@@ -1148,6 +1152,23 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
                     .map(|name| DependencyReference { name: name.clone() })
                     .collect()
             };
+            let depends_on = stage_before
+                .into_iter()
+                .chain(
+                    components
+                        .iter()
+                        .filter(|other| {
+                            *other != component
+                                && namespaces_used(synced, component)
+                                    .intersection(&namespaces_rendered(synced, other))
+                                    .next()
+                                    .is_some()
+                        })
+                        .map(|other| DependencyReference {
+                            name: format!("{source_name}-{other}"),
+                        }),
+                )
+                .collect();
             objects.push(manifest(
                 NAME,
                 &kustomization(
@@ -1162,6 +1183,24 @@ fn flux(platform: &Platform, synced: &[Manifest]) -> Result<Vec<Manifest>, Compo
         previous = names;
     }
     Ok(objects)
+}
+
+/// The namespaces `component`'s objects are in.
+fn namespaces_used<'a>(synced: &'a [Manifest], component: &str) -> BTreeSet<&'a str> {
+    synced
+        .iter()
+        .filter(|object| object.component == component)
+        .filter_map(Manifest::namespace)
+        .collect()
+}
+
+/// The Namespaces `component` renders.
+fn namespaces_rendered<'a>(synced: &'a [Manifest], component: &str) -> BTreeSet<&'a str> {
+    synced
+        .iter()
+        .filter(|object| object.component == component && object.kind() == "Namespace")
+        .map(Manifest::name)
+        .collect()
 }
 
 pub struct Hooks;
@@ -1195,6 +1234,33 @@ impl ComponentHooks for Hooks {
                 format!("{NAME}.repositoryUrl"),
                 format!("`{url}` is not a Git URL Argo CD and Flux both clone: use https://… or ssh://…"),
             );
+        }
+        // The network policies let each operator in from the namespace `security.network`
+        // names: an operator installed elsewhere would be denied its instances.
+        if settings.argocd.enabled && settings.install_operators {
+            let network = &platform.security.network;
+            for (key, expected) in [
+                ("cloudNativePg", network.cloud_native_pg_namespace.as_ref()),
+                ("hivemqPlatformOperator", network.hivemq_operator_namespace.as_ref()),
+                ("envoyGateway", network.edge_namespace.as_ref()),
+            ] {
+                let Some(operator) = OPERATORS
+                    .iter()
+                    .find(|operator| operator.key == key && (operator.needed)(platform))
+                else {
+                    continue;
+                };
+                if operator.namespace != expected {
+                    report.model(
+                        format!("{NAME}.installOperators"),
+                        format!(
+                            "Argo CD installs {} in `{}`, but the network policies admit it from \
+                             `{expected}` (security.network): set that to `{}`",
+                            operator.name, operator.namespace, operator.namespace
+                        ),
+                    );
+                }
+            }
         }
         if settings.branch.trim().is_empty() || settings.branch.contains(char::is_whitespace) {
             report.model(
@@ -1500,9 +1566,16 @@ mod tests {
             [
                 "ehs-prod-storage",
                 "ehs-prod-exposure",
-                "ehs-prod-certificates"
+                "ehs-prod-certificates",
+                "ehs-prod-security"
             ]
         );
+        // The policies of the provisioner's namespace wait for the component rendering it.
+        assert_eq!(
+            depends_on("security"),
+            ["ehs-prod-namespace", "ehs-prod-storage"]
+        );
+        assert_eq!(depends_on("exposure"), ["ehs-prod-namespace"]);
         assert_eq!(
             depends_on("bridge"),
             ["ehs-prod-kafka", "ehs-prod-hivemq", "ehs-prod-timescaledb"]
@@ -1686,6 +1759,27 @@ mod tests {
             let findings = validate(&objects, &platform);
             assert!(findings.iter().all(|finding| !finding.is_error()), "{findings:#?}");
         }
+    }
+
+    #[test]
+    fn an_operator_installed_outside_the_namespace_its_policies_admit_is_a_finding() {
+        let (mut platform, objects) = built("prod");
+        let finding = |platform: &Platform| {
+            validate(&objects, platform)
+                .into_iter()
+                .filter(|finding| finding.field == "gitops.installOperators")
+                .map(|finding| finding.reason)
+                .collect::<Vec<_>>()
+        };
+        assert!(finding(&platform).is_empty());
+        platform.security.network.cloud_native_pg_namespace = "postgres-operator".into();
+        assert_eq!(
+            finding(&platform),
+            ["Argo CD installs cloudnative-pg in `cnpg-system`, but the network policies admit \
+              it from `postgres-operator` (security.network): set that to `cnpg-system`"]
+        );
+        platform.gitops.install_operators = false;
+        assert!(finding(&platform).is_empty());
     }
 
     #[test]

@@ -304,6 +304,11 @@ fn operator_pod_labels() -> BTreeMap<String, String> {
     ])
 }
 
+/// The brokers' pods, for flows to them.
+pub fn pods(_platform: &Platform) -> crate::graph::Peer {
+    crate::graph::Peer::pods(NAME, operator_pod_labels())
+}
+
 fn operator_pod_selector() -> LabelSelector {
     LabelSelector {
         match_labels: Some(operator_pod_labels()),
@@ -551,6 +556,49 @@ impl ComponentHooks for Hooks {
         {
             report.model_as(severity, field, reason);
         }
+    }
+
+    /// Devices through the LoadBalancer, brokers among themselves, the operator's REST calls.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow, Peer};
+        let devices = &platform.hivemq.devices;
+        // Only with `Local` does the broker see the client's address; with `Cluster` it sees a
+        // node's, so the LoadBalancer's source ranges are all that filters devices.
+        let cidrs = match devices.external_traffic_policy {
+            TrafficPolicy::Local if !devices.load_balancer_source_ranges.is_empty() => {
+                devices.load_balancer_source_ranges.clone()
+            }
+            _ => vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()],
+        };
+        let operator = Peer::in_namespace(
+            "hivemq-operator",
+            platform.security.network.hivemq_operator_namespace.as_ref(),
+            crate::graph::Labels::new(),
+        );
+        vec![
+            Flow::new(
+                Peer::Addresses {
+                    name: "devices".to_owned(),
+                    cidrs,
+                },
+                pods(platform),
+                vec![tcp(MQTTS_PORT)],
+                "devices publish over MQTT/TLS",
+            )
+            .via(DEVICES_SERVICE),
+            Flow::new(
+                pods(platform),
+                pods(platform),
+                vec![tcp(CLUSTER_TRANSPORT_PORT)],
+                "cluster transport",
+            ),
+            Flow::new(
+                operator,
+                pods(platform),
+                vec![tcp(OPERATOR_REST_API_PORT)],
+                "operator manages the brokers",
+            ),
+        ]
     }
 
     /// The operator creates the Services the resource declares; the bridge connects to one.

@@ -413,6 +413,8 @@ fn stateful_set(app: &App, config_checksum: &str) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // It never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     affinity: Some(app.spread_across_nodes()),
                     security_context: Some(restricted_pod_security(KAFKA_UID)),
                     containers: vec![container],
@@ -459,6 +461,15 @@ fn topics_job(app: &App, topics_script: &str) -> Job {
     )
 }
 
+/// The brokers' pods, for flows to them.
+pub fn pods(platform: &Platform) -> crate::graph::Peer {
+    crate::graph::Peer::app(&App {
+        platform,
+        name: NAME,
+        component: NAME,
+    })
+}
+
 /// Kafka's part in `ehs validate`.
 pub struct Hooks;
 
@@ -474,6 +485,28 @@ impl ComponentHooks for Hooks {
             KindSchema::of::<StatefulSet>(),
             KindSchema::of::<PodDisruptionBudget>(),
             KindSchema::of::<Job>(),
+        ]
+    }
+
+    /// Brokers replicate and vote through the quorum Service's names; the topics Job creates
+    /// topics through the client Service.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow};
+        let topics = crate::graph::Peer::app(&App {
+            platform,
+            name: TOPICS_APP,
+            component: NAME,
+        });
+        vec![
+            Flow::new(
+                pods(platform),
+                pods(platform),
+                vec![tcp(CLIENT_PORT), tcp(CONTROLLER_PORT)],
+                "replication and KRaft quorum",
+            )
+            .via(QUORUM_SERVICE),
+            Flow::new(topics, pods(platform), vec![tcp(CLIENT_PORT)], "creates topics")
+                .via(CLIENT_SERVICE),
         ]
     }
 

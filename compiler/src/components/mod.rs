@@ -15,7 +15,9 @@
 //!      and objects) and `references` (references inside its objects the generic checks cannot
 //!      see) and `operator_created` (objects an operator creates from its custom resources, which
 //!      references may name) and `namespaces` (namespaces of its own besides the environment's,
-//!      for what cannot run under Pod Security restricted). The last four default to none.
+//!      for what cannot run under Pod Security restricted) and `flows` (the connections its pods
+//!      open or accept, from which the NetworkPolicies are rendered). The last five default to
+//!      none.
 //! 2. Write `components/<name>/defaults.yaml` giving every setting a value, plus any `*.j2`
 //!    templates of config files.
 //! 3. Add one line `<name> => <key>` to [`for_each_component!`], where `<key>` is the field of
@@ -56,6 +58,7 @@ macro_rules! for_each_component {
             connect => connect,
             exposure => exposure,
             certificates => certificates,
+            security => security,
             gitops => gitops,
         }
     };
@@ -133,6 +136,7 @@ macro_rules! declare_components {
             references: <$component::Hooks as ComponentHooks>::references,
             operator_created: <$component::Hooks as ComponentHooks>::operator_created,
             namespaces: <$component::Hooks as ComponentHooks>::namespaces,
+            flows: <$component::Hooks as ComponentHooks>::flows,
             tool_namespaces: <$component::Hooks as ComponentHooks>::tool_namespaces,
             stage: <$component::Hooks as ComponentHooks>::stage,
         }),*];
@@ -180,6 +184,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::graph::Flow;
 use crate::manifest::Manifest;
 use crate::model::{Count, Resources};
 use crate::resolve::Platform;
@@ -194,6 +199,7 @@ pub struct Component {
     pub references: fn(&Platform) -> Vec<Reference>,
     pub operator_created: fn(&Platform) -> Vec<(&'static str, String)>,
     pub namespaces: fn(&Platform) -> Vec<String>,
+    pub flows: fn(&Platform) -> Vec<Flow>,
     pub tool_namespaces: fn(&Platform) -> Vec<String>,
     pub stage: fn() -> Stage,
 }
@@ -269,6 +275,13 @@ pub trait ComponentHooks {
         Vec::new()
     }
 
+    /// The connections its pods open or accept, built from the values that wire them (the
+    /// Service and port its configuration names). Every namespace is default-deny: a flow no
+    /// component declares is blocked, and a Service named in `references` needs a flow `via` it.
+    fn flows(_platform: &Platform) -> Vec<Flow> {
+        Vec::new()
+    }
+
     /// Namespaces of tools installed outside the platform (Argo CD's, Flux's) that the component
     /// puts objects in: the tool's installation creates them, so the environment does not render
     /// them.
@@ -330,6 +343,7 @@ fn build_all_of(
         }
         objects.extend(built);
     }
+    security::annotate_checkov_skips(platform, &mut objects);
     Ok(objects)
 }
 
@@ -524,16 +538,38 @@ fn runtime_default_seccomp() -> SeccompProfile {
     }
 }
 
+/// Size limit of every scratch directory (`emptyDir`): logs and temporary files must not fill
+/// the node's disk (Kafka's and HiveMQ's application logs are written there).
+const SCRATCH_SIZE_LIMIT: &str = "1Gi";
+/// Ephemeral storage of every container: its scratch directories count against it, and its
+/// log files, which the kubelet rotates at 50 MiB by default; the root filesystem is read-only.
+const EPHEMERAL_STORAGE_REQUEST: &str = "256Mi";
+const EPHEMERAL_STORAGE_LIMIT: &str = "2Gi";
+
 pub fn resource_requirements(resources: &Resources) -> ResourceRequirements {
-    let amounts = |cpu: &crate::model::Quantity, memory: &crate::model::Quantity| {
-        BTreeMap::from([
-            ("cpu".to_owned(), cpu.to_k8s()),
-            ("memory".to_owned(), memory.to_k8s()),
-        ])
-    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let amounts =
+        |cpu: &crate::model::Quantity, memory: &crate::model::Quantity, ephemeral_storage: &str| {
+            BTreeMap::from([
+                ("cpu".to_owned(), cpu.to_k8s()),
+                ("memory".to_owned(), memory.to_k8s()),
+                (
+                    "ephemeral-storage".to_owned(),
+                    Quantity(ephemeral_storage.to_owned()),
+                ),
+            ])
+        };
     ResourceRequirements {
-        requests: Some(amounts(&resources.requests.cpu, &resources.requests.memory)),
-        limits: Some(amounts(&resources.limits.cpu, &resources.limits.memory)),
+        requests: Some(amounts(
+            &resources.requests.cpu,
+            &resources.requests.memory,
+            EPHEMERAL_STORAGE_REQUEST,
+        )),
+        limits: Some(amounts(
+            &resources.limits.cpu,
+            &resources.limits.memory,
+            EPHEMERAL_STORAGE_LIMIT,
+        )),
         ..Default::default()
     }
 }
@@ -543,7 +579,12 @@ pub fn scratch_volume(name: &str, mount_path: &str) -> (Volume, VolumeMount) {
     (
         Volume {
             name: name.to_owned(),
-            empty_dir: Some(Default::default()),
+            empty_dir: Some(k8s_openapi::api::core::v1::EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    SCRATCH_SIZE_LIMIT.to_owned(),
+                )),
+            }),
             ..Default::default()
         },
         VolumeMount {
@@ -608,8 +649,8 @@ pub fn short_hash(text: &str, hex_chars: usize) -> String {
 }
 
 /// A Job of `app` that runs `container` once to completion. Jobs are immutable, so the name
-/// carries a hash of the image and of `what_it_does` (the scripts and data it runs): a change
-/// yields a new Job, an unchanged one is left alone.
+/// carries a hash of its container, its volumes and `what_it_does` (the scripts and data it
+/// runs): a change yields a new Job, an unchanged one is left alone.
 pub fn run_once_job(
     app: &App,
     what_it_does: &str,
@@ -619,11 +660,13 @@ pub fn run_once_job(
     backoff_limit: i32,
     active_deadline_seconds: i64,
 ) -> Job {
-    let image = container.image.clone().unwrap_or_default();
+    // The whole container and its volumes, not only the image: a Job's pod template cannot be
+    // changed in place either (a new security setting or limit needs a new Job too).
+    let pod = serde_json::to_string(&(&container, &volumes)).unwrap_or_default();
     let name = format!(
         "{}-{}",
         app.name,
-        short_hash(&format!("{image}\n{what_it_does}"), 8)
+        short_hash(&format!("{pod}\n{what_it_does}"), 8)
     );
     Job {
         metadata: app.metadata(&name),
@@ -636,6 +679,8 @@ pub fn run_once_job(
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // Nothing a run-once Job does calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
                     restart_policy: Some("OnFailure".to_owned()),
                     security_context: Some(restricted_pod_security(uid)),
                     containers: vec![container],
@@ -701,7 +746,8 @@ pub fn restricted_container(name: &str, image: String, resources: &Resources) ->
     Container {
         name: name.to_owned(),
         image: Some(image),
-        image_pull_policy: Some("IfNotPresent".to_owned()),
+        // Tags can move: pull on every start so a pod runs what the tag names now.
+        image_pull_policy: Some("Always".to_owned()),
         security_context: Some(restricted_container_security()),
         resources: Some(resource_requirements(resources)),
         ..Default::default()
@@ -751,7 +797,18 @@ mod tests {
                 }
                 assert_eq!(labels["app.kubernetes.io/managed-by"], super::MANAGED_BY);
                 assert_eq!(labels["app.kubernetes.io/part-of"], super::PART_OF);
-                if object.component == "storage" {
+                let own_namespaces: Vec<String> = super::ALL
+                    .iter()
+                    .flat_map(|component| (component.namespaces)(&platform))
+                    .collect();
+                if object.component == "security"
+                    && own_namespaces
+                        .iter()
+                        .any(|own| Some(own.as_str()) == object.namespace())
+                {
+                    // Default-deny and flows of the namespaces components add.
+                    assert!(object.name().starts_with(&namespace), "{}", object.name());
+                } else if object.component == "storage" {
                     // The provisioner's own namespace and cluster-scoped objects: the
                     // environment's namespace is in their names.
                     let name = object.namespace().unwrap_or(object.name());

@@ -396,6 +396,30 @@ impl ComponentHooks for Hooks {
         }
     }
 
+    /// The provisioner watches claims and creates volumes through the API server.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        if platform.storage.provisioner == Provisioner::None {
+            return Vec::new();
+        }
+        let app = App {
+            platform,
+            name: APP,
+            component: NAME,
+        };
+        let provisioner = crate::graph::Peer::in_namespace(
+            APP,
+            &provisioner_namespace(platform),
+            app.selector_labels(),
+        );
+        let (api, ports) = super::security::kubernetes_api(platform);
+        vec![crate::graph::Flow::new(
+            provisioner,
+            api,
+            ports,
+            "provisions volumes",
+        )]
+    }
+
     fn namespaces(platform: &Platform) -> Vec<String> {
         match platform.storage.provisioner {
             Provisioner::LocalPath => vec![provisioner_namespace(platform)],

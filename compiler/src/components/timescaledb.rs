@@ -122,6 +122,18 @@ pub struct SynchronousReplication {
     pub data_durability: DataDurability,
 }
 
+/// CloudNativePG's instance manager serves the operator's status calls here.
+const INSTANCE_STATUS_PORT: u16 = 8000;
+
+/// The instances' pods (CloudNativePG labels them with their cluster), for flows to them.
+pub fn pods(_platform: &Platform) -> crate::graph::Peer {
+    crate::graph::Peer::created_by(
+        "CloudNativePG",
+        CLUSTER,
+        crate::graph::Labels::from([("cnpg.io/cluster".to_owned(), CLUSTER.to_owned())]),
+    )
+}
+
 /// How other components reach the database: one source for the Connect sink's JDBC URL and
 /// credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +247,35 @@ impl ComponentHooks for Hooks {
         {
             report.model(format!("{NAME}.{field}"), reason);
         }
+    }
+
+    /// Standbys stream from the primary through the read-write Service; the operator calls
+    /// each instance's status port; the instance manager watches the API server.
+    fn flows(platform: &Platform) -> Vec<crate::graph::Flow> {
+        use crate::graph::{tcp, Flow, Peer};
+        let connection = platform.timescaledb.connection();
+        let operator = Peer::in_namespace(
+            "cloudnative-pg",
+            platform.security.network.cloud_native_pg_namespace.as_ref(),
+            crate::graph::Labels::new(),
+        );
+        let (api, api_ports) = super::security::kubernetes_api(platform);
+        vec![
+            Flow::new(
+                pods(platform),
+                pods(platform),
+                vec![tcp(connection.port)],
+                "streaming replication",
+            )
+            .via(connection.service),
+            Flow::new(
+                operator,
+                pods(platform),
+                vec![tcp(INSTANCE_STATUS_PORT), tcp(connection.port)],
+                "operator manages the instances",
+            ),
+            Flow::new(pods(platform), api, api_ports, "instance manager"),
+        ]
     }
 
     /// Objects the `Cluster` names: each must be rendered or provided externally before the

@@ -331,6 +331,13 @@ fn check_selector_selects_pods(
     if manifest.kind() == "NetworkPolicy" && label_selector_is_empty(&selector) {
         return; // an empty podSelector deliberately applies to every pod in the namespace
     }
+    let annotation = format!(
+        "/metadata/annotations/{}",
+        crate::components::security::PODS_CREATED_BY_ANNOTATION.replace('/', "~1")
+    );
+    if manifest.kind() == "NetworkPolicy" && manifest.value.pointer(&annotation).is_some() {
+        return; // pods an operator creates from a resource that carries no pod template
+    }
     let mut matched = false;
     for template in inventory.templates_in(manifest.namespace()) {
         match label_selector_matches(&selector, &template.labels) {
@@ -887,7 +894,7 @@ mod tests {
     fn network_policies_with_an_empty_selector_apply_to_all_pods() {
         let policy = |selector: Value| Manifest {
             component: "namespace".into(),
-            value: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "default-deny", "namespace": NAMESPACE}, "spec": {"podSelector": selector}}),
+            value: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "under-test", "namespace": NAMESPACE}, "spec": {"podSelector": selector}}),
         };
         let mut objects = good_environment();
         objects.push(policy(json!({})));

@@ -744,6 +744,7 @@ mod tests {
             invariants: |_, _, _| {},
             references: |_| Vec::new(),
             operator_created: |_| Vec::new(),
+            flows: |_| Vec::new(),
             namespaces: |_| Vec::new(),
             tool_namespaces: |_| Vec::new(),
             stage: || crate::components::Stage::Clients,
